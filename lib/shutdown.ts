@@ -1,0 +1,19 @@
+// Signal handling for entry points: the first SIGTERM/SIGINT aborts the returned
+// signal so loops stop; a second one exits at once.
+
+import type { Logger } from "./log.ts";
+
+export function onShutdown(log: Logger, signals: NodeJS.Signals[] = ["SIGTERM", "SIGINT"]): AbortController {
+  const controller = new AbortController();
+  for (const sig of signals) {
+    process.on(sig, () => {
+      if (controller.signal.aborted) {
+        log.warn("second signal; exiting now", { signal: sig });
+        process.exit(1);
+      }
+      log.info("shutting down", { signal: sig });
+      controller.abort();
+    });
+  }
+  return controller;
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The test command: installs what the chosen suite needs, then runs it with node --test.
+#   bash scripts/test.sh all|unit|integration|e2e   (npm test = all)
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+suite="${1:-all}"
+case "$suite" in all | unit | integration | e2e) ;; *) echo "usage: test.sh all|unit|integration|e2e" >&2; exit 2 ;; esac
+
+# Node 24 comes from the devDependency "node"; npm puts node_modules/.bin first on PATH.
+if [[ ! -x node_modules/.bin/node ]] || [[ package-lock.json -nt node_modules/.package-lock.json ]]; then
+  echo "test: installing project dependencies (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+export PATH="$ROOT/node_modules/.bin:$PATH"
+
+files=()
+if [[ "$suite" == all ]]; then
+  echo "test: lint"
+  npm run --silent lint
+fi
+if [[ "$suite" != unit ]]; then
+  bash scripts/bootstrap.sh
+  node scripts/images.ts
+  bash scripts/sweep.sh
+  trap 'bash scripts/sweep.sh' EXIT
+  export TESTCONTAINERS_RYUK_DISABLED=true TESTCONTAINERS_HOST_OVERRIDE=localhost
+fi
+case "$suite" in
+  all) files=("test/unit/**/*.test.ts" "test/integration/**/*.test.ts" "test/e2e/**/*.test.ts") ;;
+  *) files=("test/$suite/**/*.test.ts") ;;
+esac
+node --test --test-reporter=spec --test-timeout=600000 "${files[@]}"

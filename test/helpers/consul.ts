@@ -1,0 +1,48 @@
+// A real Consul agent (dev mode) in a container, started with Testcontainers.
+
+import Consul from "consul";
+import { GenericContainer, Wait, type StartedTestContainer } from "testcontainers";
+import { requireDocker, testLabel, type TestNetwork } from "./docker.ts";
+import { images } from "./images.ts";
+import type { Scope } from "./scope.ts";
+
+export interface ConsulHandle {
+  container: StartedTestContainer;
+  /** http://host:port as seen from the host. */
+  url: string;
+  host: string;
+  port: number;
+  /** Address on the test network (alias:8500), when started on one. */
+  internalAddr?: string;
+  client: Consul;
+}
+
+export async function startConsul(
+  scope: Scope,
+  opts: { network?: TestNetwork; alias?: string } = {},
+): Promise<ConsulHandle> {
+  await requireDocker();
+  let builder = new GenericContainer(images().consul)
+    .withCommand(["agent", "-dev", "-client", "0.0.0.0", "-log-level", "warn"])
+    .withExposedPorts(8500)
+    .withLabels({ [testLabel]: "1" })
+    .withWaitStrategy(
+      Wait.forHttp("/v1/status/leader", 8500).forResponsePredicate((body) => /"\S+:\d+"/.test(body)),
+    )
+    .withStartupTimeout(30_000);
+  const alias = opts.alias ?? "consul";
+  if (opts.network) builder = builder.withNetworkMode(opts.network.name).withNetworkAliases(alias);
+  const container = await builder.start();
+  scope.defer("consul container", () => container.stop({ timeout: 1, remove: true, removeVolumes: true }));
+  const host = container.getHost();
+  const port = container.getMappedPort(8500);
+  const client = new Consul({ host, port });
+  return {
+    container,
+    url: `http://${host}:${port}`,
+    host,
+    port,
+    internalAddr: opts.network ? `${alias}:8500` : undefined,
+    client,
+  };
+}
