@@ -7,6 +7,8 @@
 //
 //   node scripts/images.ts            everything
 //   node scripts/images.ts --bases    only the base images and deploy/.env
+//   node scripts/images.ts --only templater[,registrator,demo-node]
+//                                     bases, then only those services' bundles and images
 
 import {
   copyFileSync,
@@ -243,8 +245,9 @@ const serviceBuilds: ServiceImage[] = [
   },
 ];
 
-async function buildServiceImages(bases: Record<BaseRole, BaseChoice>): Promise<void> {
-  for (const name of allServices()) {
+async function buildServiceImages(bases: Record<BaseRole, BaseChoice>, only?: string[]): Promise<void> {
+  const wanted = (service: string) => !only || only.includes(service);
+  for (const name of allServices().filter(wanted)) {
     await timed(
       `bundle ${name}`,
       () => buildService(name),
@@ -252,7 +255,7 @@ async function buildServiceImages(bases: Record<BaseRole, BaseChoice>): Promise<
     );
   }
   // One at a time: the legacy builder on two cores gains nothing from running them together.
-  for (const s of serviceBuilds) {
+  for (const s of serviceBuilds.filter((b) => wanted(b.service))) {
     const args = Object.entries(s.args(bases)).flatMap(([k, v]) => ["--build-arg", `${k}=${v}`]);
     await timed(
       s.image,
@@ -288,7 +291,9 @@ if (import.meta.main) {
   mkdirSync(logDir, { recursive: true });
   const started = Date.now();
   const bases = await provideBases();
-  if (!basesOnly) await buildServiceImages(bases);
+  const onlyAt = process.argv.indexOf("--only");
+  const only = onlyAt > 0 ? (process.argv[onlyAt + 1] ?? "").split(",").filter(Boolean) : undefined;
+  if (!basesOnly) await buildServiceImages(bases, only);
   writeImageSet(bases);
   step(
     "done",
