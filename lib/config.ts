@@ -47,6 +47,15 @@ export const parsers = {
       return n;
     },
   port: () => parsers.int({ min: 0, max: 65535 }),
+  number:
+    (opts: { min?: number; max?: number } = {}) =>
+    (raw: string): number => {
+      const n = Number(raw.trim());
+      if (raw.trim() === "" || !Number.isFinite(n)) throw new Error(`"${raw}" is not a number`);
+      if (opts.min !== undefined && n < opts.min) throw new Error(`${n} is below the minimum ${opts.min}`);
+      if (opts.max !== undefined && n > opts.max) throw new Error(`${n} is above the maximum ${opts.max}`);
+      return n;
+    },
   /** Go-style durations ("250ms", "30s", "1m30s"), returned in milliseconds. */
   duration:
     (opts: { minMs?: number; maxMs?: number } = {}) =>

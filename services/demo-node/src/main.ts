@@ -1,2 +1,37 @@
-// Placeholder entry point; replaced by the demo-node implementation.
-console.log(JSON.stringify({ level: "info", service: "demo-node", msg: "not implemented yet" }));
+// demo-node: a small HTTP service that says which instance answered.
+
+import os from "node:os";
+import { loadSettingsOrExit } from "../../../lib/config.ts";
+import { createLogger } from "../../../lib/log.ts";
+import { Lifecycle } from "./lifecycle.ts";
+import { startServer } from "./server.ts";
+import { demoSettings } from "./settings.ts";
+
+const settings = loadSettingsOrExit("demo-node", demoSettings);
+const log = createLogger({ service: "demo-node" }, { name: settings.name });
+const lifecycle = new Lifecycle(Date.now(), settings.slowStart);
+
+const server = await startServer({
+  name: settings.name,
+  version: settings.version,
+  instance: os.hostname(),
+  latencyMs: settings.latency,
+  errorRate: settings.errorRate,
+  lifecycle,
+  port: settings.port,
+  keepAliveTimeoutMs: settings.keepAliveTimeout,
+  drainDelayMs: settings.drainDelay,
+  shutdownTimeoutMs: settings.shutdownTimeout,
+  log,
+});
+log.info("listening", { port: server.port, slowStartMs: settings.slowStart });
+
+for (const signal of ["SIGTERM", "SIGINT"] as const) {
+  process.once(signal, () => {
+    log.info("shutting down", { signal });
+    void server.shutdown().then((result) => {
+      log.info("stopped", { result });
+      process.exit(0);
+    });
+  });
+}

@@ -1,0 +1,110 @@
+// The lab as a compose project: a typed handle over `docker compose` for the lab
+// command and the end-to-end tests (which run their own projects on free ports).
+
+import path from "node:path";
+import Docker from "dockerode";
+import { execa, type Options } from "execa";
+
+export const repoRoot = path.resolve(import.meta.dirname, "..", "..");
+export const composeFile = path.join(repoRoot, "deploy", "compose.yml");
+
+export interface LabOptions {
+  /** Compose project name; default "dockside" (the name in compose.yml). */
+  project?: string;
+  /** Extra variables for compose's interpolation (ports, images, settings). */
+  env?: Record<string, string>;
+  /** Stream compose's own output to the terminal. */
+  verbose?: boolean;
+}
+
+export interface LabContainer {
+  id: string;
+  name: string;
+  service: string;
+  /** Container hostname: what demo-node reports as its instance. */
+  hostname: string;
+  state: string;
+  health: string | undefined;
+  ip: string | undefined;
+}
+
+export class Lab {
+  readonly project: string;
+  readonly #env: Record<string, string>;
+  readonly #verbose: boolean;
+  readonly #docker = new Docker();
+
+  constructor(opts: LabOptions = {}) {
+    this.project = opts.project ?? process.env.COMPOSE_PROJECT_NAME ?? "dockside";
+    this.#env = opts.env ?? {};
+    this.#verbose = opts.verbose ?? false;
+  }
+
+  compose(args: string[], opts: Options = {}) {
+    return execa("docker", ["compose", "-f", composeFile, "-p", this.project, ...args], {
+      env: { ...process.env, ...this.#env },
+      stdio: this.#verbose ? "inherit" : "pipe",
+      ...opts,
+    });
+  }
+
+  async up(scale: Record<string, number> = {}): Promise<void> {
+    const scaleArgs = Object.entries(scale).flatMap(([s, n]) => ["--scale", `${s}=${n}`]);
+    await this.compose(["up", "-d", "--wait", "--wait-timeout", "120", ...scaleArgs]);
+  }
+
+  /** Scale services without touching the others (the same as plain `docker compose up -d --scale`). */
+  async scale(scale: Record<string, number>): Promise<void> {
+    const scaleArgs = Object.entries(scale).flatMap(([s, n]) => ["--scale", `${s}=${n}`]);
+    await this.compose(["up", "-d", "--no-recreate", ...scaleArgs, ...Object.keys(scale)]);
+  }
+
+  async down(): Promise<void> {
+    await this.compose(["down", "-v", "--remove-orphans", "-t", "5"]);
+  }
+
+  async stop(service: string): Promise<void> {
+    await this.compose(["stop", service]);
+  }
+
+  async start(service: string): Promise<void> {
+    await this.compose(["start", service]);
+  }
+
+  /** host:port published for a service's container port. */
+  async port(service: string, containerPort: number): Promise<string> {
+    const r = await this.compose(["port", service, String(containerPort)], { stdio: "pipe" });
+    const m = /:(\d+)\s*$/.exec(String(r.stdout).trim().split("\n")[0] ?? "");
+    if (!m) throw new Error(`${service}:${containerPort} is not published (is the lab up?)`);
+    return `127.0.0.1:${m[1]}`;
+  }
+
+  async containers(service?: string): Promise<LabContainer[]> {
+    const filters = [`com.docker.compose.project=${this.project}`];
+    if (service) filters.push(`com.docker.compose.service=${service}`);
+    const list = await this.#docker.listContainers({ all: true, filters: { label: filters } });
+    const out: LabContainer[] = [];
+    for (const c of list) {
+      const info = await this.#docker
+        .getContainer(c.Id)
+        .inspect()
+        .catch(() => undefined);
+      if (!info) continue;
+      const nets = Object.values(info.NetworkSettings.Networks ?? {});
+      out.push({
+        id: c.Id,
+        name: (c.Names[0] ?? "").replace(/^\//, ""),
+        service: c.Labels["com.docker.compose.service"] ?? "",
+        hostname: info.Config.Hostname,
+        state: info.State.Status,
+        health: info.State.Health?.Status,
+        ip: nets[0]?.IPAddress || undefined,
+      });
+    }
+    return out.sort((a, b) => a.name.localeCompare(b.name, "en", { numeric: true }));
+  }
+
+  async running(service: string): Promise<LabContainer[]> {
+    return (await this.containers(service)).filter((c) => c.state === "running");
+  }
+}

@@ -1,0 +1,133 @@
+// demo-node's graceful shutdown in-process, and its image under a real Docker engine.
+import assert from "node:assert/strict";
+import http from "node:http";
+import { before, describe, it } from "node:test";
+import { silentLogger } from "../../lib/log.ts";
+import { Lifecycle } from "../../services/demo-node/src/lifecycle.ts";
+import { startServer } from "../../services/demo-node/src/server.ts";
+import { docker, removeContainer, requireDocker, testLabel, uniqueName } from "../helpers/docker.ts";
+import { images } from "../helpers/images.ts";
+import { testScope } from "../helpers/scope.ts";
+import { waitFor } from "../helpers/wait.ts";
+
+function get(
+  port: number,
+  path: string,
+  agent?: http.Agent,
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: "127.0.0.1", port, path, agent }, (res) => {
+        let body = "";
+        res.on("data", (c) => (body += c));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      })
+      .on("error", reject);
+  });
+}
+
+describe("demo-node graceful shutdown (in-process)", () => {
+  it("fails readiness, serves through the drain delay, finishes in-flight work, then refuses", async () => {
+    const lifecycle = new Lifecycle(Date.now(), 0);
+    const server = await startServer({
+      name: "web",
+      version: "1",
+      instance: "test",
+      latencyMs: 300,
+      errorRate: 0,
+      lifecycle,
+      port: 0,
+      host: "127.0.0.1",
+      keepAliveTimeoutMs: 65_000,
+      drainDelayMs: 200,
+      shutdownTimeoutMs: 2000,
+      log: silentLogger,
+    });
+    const agent = new http.Agent({ keepAlive: true });
+    assert.equal((await get(server.port, "/readyz", agent)).status, 200);
+    const started = Date.now();
+    const done = server.shutdown();
+    assert.equal((await get(server.port, "/readyz")).status, 503, "readiness fails at once");
+    const inflight = get(server.port, "/slow", agent); // 300 ms latency: outlives the drain delay
+    const during = await get(server.port, "/healthz");
+    assert.equal(during.status, 200, "still serving during the drain delay");
+    assert.equal(during.headers.connection, "close", "asks clients to drop keep-alive while draining");
+    const r = await inflight;
+    assert.equal(r.status, 200, "the in-flight request completed");
+    assert.equal(await done, "clean");
+    assert.ok(Date.now() - started < 2000, "exited well within the shutdown timeout");
+    await assert.rejects(get(server.port, "/"), /ECONNREFUSED/);
+    agent.destroy();
+  });
+
+  it("cuts connections that outlive the shutdown timeout", async () => {
+    const server = await startServer({
+      name: "web",
+      version: "1",
+      instance: "test",
+      latencyMs: 5000,
+      errorRate: 0,
+      lifecycle: new Lifecycle(Date.now(), 0),
+      port: 0,
+      host: "127.0.0.1",
+      keepAliveTimeoutMs: 65_000,
+      drainDelayMs: 0,
+      shutdownTimeoutMs: 300,
+      log: silentLogger,
+    });
+    const slow = get(server.port, "/").catch((e: Error) => e);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(await server.shutdown(), "timeout");
+    assert.ok((await slow) instanceof Error);
+  });
+});
+
+describe("demo-node image", { timeout: 120_000 }, () => {
+  const scope = testScope();
+  let id: string;
+  let port: number;
+  before(async () => {
+    await requireDocker();
+    const name = uniqueName("dockside-demo");
+    const c = await docker.createContainer({
+      name,
+      Image: images().demo,
+      Env: ["DEMO_NAME=web", "DEMO_DRAIN_DELAY=500ms"],
+      Labels: { [testLabel]: "1" },
+      ExposedPorts: { "3000/tcp": {} },
+      HostConfig: { PortBindings: { "3000/tcp": [{ HostIp: "127.0.0.1", HostPort: "" }] } },
+    });
+    id = c.id;
+    scope.defer(`container ${name}`, () => removeContainer(id));
+    await c.start();
+    const info = await c.inspect();
+    port = Number(info.NetworkSettings.Ports["3000/tcp"]?.[0]?.HostPort);
+  });
+
+  it("answers with its identity and X-Instance, and runs as a non-root user", async () => {
+    const r = await waitFor(() => get(port, "/hello"), { what: "demo-node to answer", timeoutMs: 15_000 });
+    const body = JSON.parse(r.body) as { service: string; instance: string };
+    assert.equal(body.service, "web");
+    assert.equal(r.headers["x-instance"], body.instance);
+    assert.equal(body.instance, id.slice(0, 12));
+    const info = await docker.getContainer(id).inspect();
+    assert.equal(info.Config.User, "node");
+  });
+
+  it("becomes healthy through its HEALTHCHECK on /readyz", async () => {
+    await waitFor(async () => (await docker.getContainer(id).inspect()).State.Health?.Status === "healthy", {
+      what: "health status healthy",
+      timeoutMs: 20_000,
+      intervalMs: 200,
+    });
+  });
+
+  it("stops gracefully on docker stop, with exit code 0, within the drain bound", async () => {
+    const started = Date.now();
+    await docker.getContainer(id).stop({ t: 10 });
+    const elapsed = Date.now() - started;
+    const info = await docker.getContainer(id).inspect();
+    assert.equal(info.State.ExitCode, 0);
+    assert.ok(elapsed >= 450 && elapsed < 5000, `stopped after ${elapsed} ms (drain delay 500 ms)`);
+  });
+});
