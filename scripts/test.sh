@@ -7,12 +7,7 @@ cd "$ROOT"
 suite="${1:-all}"
 case "$suite" in all | unit | integration | e2e) ;; *) echo "usage: test.sh all|unit|integration|e2e" >&2; exit 2 ;; esac
 
-# Node 24 comes from the devDependency "node"; npm puts node_modules/.bin first on PATH.
-if [[ ! -x node_modules/.bin/node ]] || [[ package-lock.json -nt node_modules/.package-lock.json ]]; then
-  echo "test: installing project dependencies (npm ci)"
-  npm ci --no-audit --no-fund --loglevel=error
-fi
-export PATH="$ROOT/node_modules/.bin:$PATH"
+source scripts/lib/ensure-deps.sh
 
 files=()
 if [[ "$suite" == all ]]; then

@@ -26,6 +26,7 @@ export interface LabContainer {
   state: string;
   health: string | undefined;
   ip: string | undefined;
+  labels: Record<string, string>;
 }
 
 export class Lab {
@@ -99,6 +100,7 @@ export class Lab {
         state: info.State.Status,
         health: info.State.Health?.Status,
         ip: nets[0]?.IPAddress || undefined,
+        labels: c.Labels,
       });
     }
     return out.sort((a, b) => a.name.localeCompare(b.name, "en", { numeric: true }));

@@ -1,0 +1,58 @@
+// Reads the three views the status table joins: Docker (the project's containers that
+// carry SERVICE_* labels), Consul (health of those services) and nginx (the upstreams
+// the templater reports nginx is using now).
+
+import type { Lab } from "./compose.ts";
+import type { ConsulInstance, DockerInstance } from "./status.ts";
+
+interface HealthEntry {
+  Service: { ID: string; Service: string; Address: string; Port: number };
+  Node: { Address: string };
+  Checks: { Status: string }[];
+}
+
+function worst(checks: { Status: string }[]): ConsulInstance["status"] {
+  if (checks.some((c) => c.Status === "critical")) return "critical";
+  if (checks.some((c) => c.Status === "warning")) return "warning";
+  return "passing";
+}
+
+async function getJson<T>(url: string): Promise<T> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+  if (!res.ok) throw new Error(`${url} answered ${res.status}`);
+  return (await res.json()) as T;
+}
+
+export async function readLabState(lab: Lab, consulUrl: string, edgeUrl: string) {
+  const docker: DockerInstance[] = (await lab.containers())
+    .filter((c) => Object.keys(c.labels).some((k) => k.startsWith("SERVICE_")))
+    .map((c) => ({ service: c.service, name: c.name, ip: c.ip, state: c.state, health: c.health }));
+  const services = [...new Set(docker.map((d) => d.service))];
+  const catalog = await getJson<Record<string, string[]>>(`${consulUrl}/v1/catalog/services`);
+  for (const s of Object.keys(catalog)) if (s !== "consul" && !services.includes(s)) services.push(s);
+  const consul: ConsulInstance[] = [];
+  for (const service of services) {
+    for (const e of await getJson<HealthEntry[]>(
+      `${consulUrl}/v1/health/service/${encodeURIComponent(service)}`,
+    )) {
+      consul.push({
+        service,
+        id: e.Service.ID,
+        address: e.Service.Address || e.Node.Address,
+        port: e.Service.Port,
+        status: worst(e.Checks),
+      });
+    }
+  }
+  return { docker, consul, nginx: await routedByNginx(edgeUrl) };
+}
+
+/** service → "ip:port" set nginx is using now, from the templater's status JSON. */
+export async function routedByNginx(edgeUrl: string): Promise<Map<string, Set<string>>> {
+  const status = await getJson<{ live?: { upstreams?: { service: string; servers: string[] }[] } }>(
+    `${edgeUrl}/_dockside/status.json`,
+  );
+  const out = new Map<string, Set<string>>();
+  for (const u of status.live?.upstreams ?? []) out.set(u.service, new Set(u.servers));
+  return out;
+}
