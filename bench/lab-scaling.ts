@@ -1,0 +1,144 @@
+// The lab under scaling, measured end to end on its own compose project (free ports,
+// removed at the end, also on Ctrl-C):
+//  1. container start → first request routed to it, over --cycles scale-ups (web 1→2→1);
+//  2. failed requests while web scales 1→10→1 under a steady --rate;
+//  3. nginx reloads per scale burst;
+//  4. resident memory of the registrator and the templater.
+//
+//   node bench/lab-scaling.ts [--cycles 50] [--rate 200]
+
+import http from "node:http";
+import { parseArgs } from "node:util";
+import Docker from "dockerode";
+import { Lab } from "../scripts/lab/compose.ts";
+import { waitForInstances } from "../scripts/lab/wait.ts";
+import { startLoad } from "../test/helpers/load.ts";
+import { formatSummary, summarise } from "./lib/stats.ts";
+
+const { values } = parseArgs({
+  options: { cycles: { type: "string", default: "50" }, rate: { type: "string", default: "200" } },
+});
+const cycles = Number(values.cycles);
+const rate = Number(values.rate);
+const docker = new Docker();
+const lab = new Lab({
+  project: `dockside-bench-${process.pid}`,
+  env: { DOCKSIDE_HTTP_PORT: "0", DOCKSIDE_CONSUL_PORT: "0" },
+});
+
+let tornDown = false;
+async function teardown() {
+  if (tornDown) return;
+  tornDown = true;
+  console.log("bench: removing the bench project");
+  await lab.down().catch((e: Error) => console.error(`teardown: ${e.message}`));
+}
+process.once("SIGINT", () => void teardown().then(() => process.exit(130)));
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const running = async (s: string) => (await lab.running(s)).map((c) => c.hostname);
+
+/** Sends a request every `everyMs` over keep-alive and records when each instance first answered. */
+function firstSeen(edge: string, everyMs: number) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+  const seen = new Map<string, number>();
+  const url = new URL(`${edge}/web/`);
+  const timer = setInterval(() => {
+    http
+      .get({ host: url.hostname, port: url.port, path: url.pathname, agent }, (res) => {
+        const at = Date.now();
+        const inst = res.headers["x-instance"];
+        if (typeof inst === "string" && !seen.has(inst)) seen.set(inst, at);
+        res.resume();
+      })
+      .on("error", () => {});
+  }, everyMs);
+  return { seen, stop: () => (clearInterval(timer), agent.destroy()) };
+}
+
+/** Reload count from the templater's metrics, read through the edge. */
+async function reloads(edge: string): Promise<number> {
+  const text = await (await fetch(`${edge}/_dockside/metrics`)).text();
+  const line = text.split("\n").find((l) => /^templater_reloads_total(\{[^}]*\})?\s/.test(l));
+  return line ? Number(line.split(/\s+/).pop()) : NaN;
+}
+
+async function rssKiB(service: string, pattern: RegExp): Promise<number> {
+  const [c] = await lab.running(service);
+  if (!c) return NaN;
+  const top = await docker.getContainer(c.id).top({ ps_args: "-eo rss,args" });
+  const processes = (top.Processes ?? []) as string[][];
+  return processes.filter((p) => pattern.test(p[1] ?? "")).reduce((sum, p) => sum + Number(p[0]), 0);
+}
+
+try {
+  console.log(`bench: bringing up project ${lab.project}`);
+  await lab.up({ web: 1, api: 1 });
+  const edge = `http://${await lab.port("edge", 8080)}`;
+  await waitForInstances(`${edge}/web/`, () => running("web"));
+
+  // 1. start → first routed request.
+  const latencies: number[] = [];
+  const probe = firstSeen(edge, 5);
+  for (let i = 0; i < cycles; i++) {
+    const events = await docker.getEvents({
+      filters: {
+        type: ["container"],
+        event: ["start"],
+        label: [`com.docker.compose.project=${lab.project}`, "com.docker.compose.service=web"],
+      },
+    });
+    const started = new Promise<{ id: string; at: number }>((resolve) => {
+      events.on("data", (chunk: Buffer) => {
+        for (const line of chunk.toString().split("\n").filter(Boolean)) {
+          const e = JSON.parse(line) as { Actor: { ID: string }; timeNano: number };
+          resolve({ id: e.Actor.ID, at: e.timeNano / 1e6 });
+        }
+      });
+    });
+    await lab.scale({ web: 2 });
+    const { id, at } = await started;
+    (events as unknown as { destroy(): void }).destroy();
+    const host = (await docker.getContainer(id).inspect()).Config.Hostname;
+    const deadline = Date.now() + 10_000;
+    while (!probe.seen.has(host) && Date.now() < deadline) await sleep(5);
+    if (probe.seen.has(host)) latencies.push(probe.seen.get(host)! - at);
+    else console.log(`bench: cycle ${i}: ${host} not routed within 10 s`);
+    await lab.scale({ web: 1 });
+    await waitForInstances(`${edge}/web/`, () => running("web"));
+  }
+  probe.stop();
+  console.log(
+    formatSummary(
+      `container start → first request routed (${latencies.length}/${cycles} scale-ups)`,
+      summarise(latencies),
+    ),
+  );
+
+  // 2 + 3. 1→10→1 under steady load; reloads per burst.
+  const r0 = await reloads(edge);
+  const load = startLoad({ url: `${edge}/web/`, rate, durationMs: 180_000 });
+  await sleep(2000);
+  await lab.scale({ web: 10 });
+  await waitForInstances(`${edge}/web/`, () => running("web"));
+  const r1 = await reloads(edge);
+  await sleep(2000);
+  await lab.scale({ web: 1 });
+  await waitForInstances(`${edge}/web/`, () => running("web"));
+  await sleep(2000);
+  const r2 = await reloads(edge);
+  const result = await load.stop();
+  console.log(
+    `1→10→1 at ${rate} req/s for ${(result.durationMs / 1000).toFixed(1)} s: sent ${result.sent}, ok ${result.ok}, failed ${result.failed}` +
+      (result.failed ? ` (${JSON.stringify(result.failures.slice(0, 5))})` : ""),
+  );
+  console.log(formatSummary("  request latency through the edge", summarise(result.latenciesMs)));
+  console.log(`reloads: scale 1→10 burst: ${r1 - r0}; scale 10→1 burst: ${r2 - r1}`);
+
+  // 4. memory.
+  console.log(
+    `RSS: registrator ${(await rssKiB("registrator", /main\.mjs/)) / 1024} MiB, templater ${(await rssKiB("edge", /main\.mjs/)) / 1024} MiB, nginx (all processes) ${((await rssKiB("edge", /nginx/)) / 1024).toFixed(1)} MiB`,
+  );
+} finally {
+  await teardown();
+}
