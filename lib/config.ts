@@ -161,7 +161,8 @@ export function settingsHelp(settings: Settings, displayDefaults: Record<string,
 
 /**
  * For `main`: read the settings, print help and exit 0 on --help, print the
- * error and exit 2 on a bad setting.
+ * error and exit 2 on a bad setting. `check` (optional) applies rules that involve
+ * several settings; a ConfigError it throws exits 2 the same way.
  */
 export function loadSettingsOrExit<S extends Settings>(
   name: string,
@@ -169,13 +170,16 @@ export function loadSettingsOrExit<S extends Settings>(
   argv: readonly string[] = process.argv.slice(2),
   env: Record<string, string | undefined> = process.env,
   displayDefaults: Record<string, string> = {},
+  check?: (values: Values<S>) => void,
 ): Values<S> {
   if (argv.includes("--help") || argv.includes("-h")) {
     process.stdout.write(`usage: ${name} [flags]\n\n${settingsHelp(settings, displayDefaults)}\n`);
     process.exit(0);
   }
   try {
-    return readSettings(settings, argv, env);
+    const values = readSettings(settings, argv, env);
+    check?.(values);
+    return values;
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${name}: ${err.message}\n`);

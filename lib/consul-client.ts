@@ -102,11 +102,22 @@ export function parseConsulAddr(addr: string, ssl = false): ConsulEndpoint {
   return { secure, host, port, url: `${u.protocol}//${u.host}` };
 }
 
-export function consulAgent(c: ConsulConnection, secure: boolean): http.Agent {
-  if (!secure) return new http.Agent({ keepAlive: true });
+export interface ConsulAgentOptions {
+  /** Most connections held to Consul at once (further requests queue); default: no limit. */
+  maxSockets?: number;
+}
+
+export function consulAgent(
+  c: ConsulConnection,
+  secure: boolean,
+  options: ConsulAgentOptions = {},
+): http.Agent {
+  const maxSockets = options.maxSockets ?? Infinity;
+  if (!secure) return new http.Agent({ keepAlive: true, maxSockets });
   const read = (file: string) => (file ? readFileSync(file) : undefined);
   return new https.Agent({
     keepAlive: true,
+    maxSockets,
     ca: read(c.consulCaCert),
     cert: read(c.consulClientCert),
     key: read(c.consulClientKey),
@@ -115,13 +126,16 @@ export function consulAgent(c: ConsulConnection, secure: boolean): http.Agent {
   });
 }
 
-export function createConsul(c: ConsulConnection): { consul: Consul; endpoint: ConsulEndpoint } {
+export function createConsul(
+  c: ConsulConnection,
+  options: ConsulAgentOptions = {},
+): { consul: Consul; endpoint: ConsulEndpoint } {
   const endpoint = parseConsulAddr(c.consulAddr, c.consulSsl);
   const consul = new Consul({
     host: endpoint.host.includes(":") ? `[${endpoint.host}]` : endpoint.host,
     port: endpoint.port,
     secure: endpoint.secure,
-    agent: consulAgent(c, endpoint.secure),
+    agent: consulAgent(c, endpoint.secure, options),
     defaults: c.consulToken ? { token: c.consulToken } : undefined,
   });
   return { consul, endpoint };

@@ -1,9 +1,14 @@
 // Signal handling for entry points: the first SIGTERM/SIGINT aborts the returned
-// signal so loops stop; a second one exits at once.
+// signal so loops stop; a second one exits at once. `onSignal` (optional) also hears the
+// first one, e.g. to forward it to a child process.
 
 import type { Logger } from "./log.ts";
 
-export function onShutdown(log: Logger, signals: NodeJS.Signals[] = ["SIGTERM", "SIGINT"]): AbortController {
+export function onShutdown(
+  log: Logger,
+  signals: NodeJS.Signals[] = ["SIGTERM", "SIGINT"],
+  onSignal?: (signal: NodeJS.Signals) => void,
+): AbortController {
   const controller = new AbortController();
   for (const sig of signals) {
     process.on(sig, () => {
@@ -13,6 +18,7 @@ export function onShutdown(log: Logger, signals: NodeJS.Signals[] = ["SIGTERM", 
       }
       log.info("shutting down", { signal: sig });
       controller.abort();
+      onSignal?.(sig);
     });
   }
   return controller;

@@ -25,7 +25,7 @@ The lab is up.
   web, by path:      ${u.edge}/web/
   api, by path:      ${u.edge}/api/
   web, by host:      curl -H 'Host: web.localhost' ${u.edge}/
-  status page:       ${u.edge}/_dockside/status
+  status page:       ${u.edge}/_dockside/
   Consul UI:         ${u.consul}/ui/
 Scale:   npm run lab scale web=6       (or: docker compose -f deploy/compose.yml up -d --scale web=6)
 Check:   npm run lab status

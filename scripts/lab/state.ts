@@ -25,7 +25,10 @@ async function getJson<T>(url: string): Promise<T> {
 
 export async function readLabState(lab: Lab, consulUrl: string, edgeUrl: string) {
   const docker: DockerInstance[] = (await lab.containers())
-    .filter((c) => Object.keys(c.labels).some((k) => k.startsWith("SERVICE_")))
+    .filter(
+      (c) =>
+        Object.keys(c.labels).some((k) => k.startsWith("SERVICE_")) && c.labels.SERVICE_IGNORE !== "true",
+    )
     .map((c) => ({ service: c.service, name: c.name, ip: c.ip, state: c.state, health: c.health }));
   const services = [...new Set(docker.map((d) => d.service))];
   const catalog = await getJson<Record<string, string[]>>(`${consulUrl}/v1/catalog/services`);
@@ -47,12 +50,10 @@ export async function readLabState(lab: Lab, consulUrl: string, edgeUrl: string)
   return { docker, consul, nginx: await routedByNginx(edgeUrl) };
 }
 
-/** service → "ip:port" set nginx is using now, from the templater's status JSON. */
+/** service → "ip:port" set nginx is using now, from the templater's status (through the edge). */
 export async function routedByNginx(edgeUrl: string): Promise<Map<string, Set<string>>> {
-  const status = await getJson<{ live?: { upstreams?: { service: string; servers: string[] }[] } }>(
-    `${edgeUrl}/_dockside/status.json`,
+  const status = await getJson<{ services?: { name: string; upstream: string[] }[] }>(
+    `${edgeUrl}/_dockside/status`,
   );
-  const out = new Map<string, Set<string>>();
-  for (const u of status.live?.upstreams ?? []) out.set(u.service, new Set(u.servers));
-  return out;
+  return new Map((status.services ?? []).map((s) => [s.name, new Set(s.upstream)]));
 }

@@ -1,5 +1,7 @@
 // Waiting for the edge to route a service to exactly the instances Docker runs.
 
+import http from "node:http";
+
 export interface RouteCheck {
   /** Instances (X-Instance) seen answering, with counts. */
   seen: Map<string, number>;
@@ -16,17 +18,35 @@ export function compareInstances(expected: readonly string[], seen: Map<string, 
   };
 }
 
+function getOnce(url: URL, headers: Record<string, string>): Promise<{ status: number; instance?: string }> {
+  // node:http rather than fetch: fetch drops a Host header, and routing by host is what some checks test.
+  return new Promise((resolve, reject) => {
+    const req = http.get(
+      { host: url.hostname, port: url.port, path: url.pathname + url.search, headers, timeout: 3000 },
+      (res) => {
+        res.resume();
+        res.on("end", () => {
+          const inst = res.headers["x-instance"];
+          resolve({ status: res.statusCode ?? 0, instance: typeof inst === "string" ? inst : undefined });
+        });
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error(`${url.href}: timeout`)));
+    req.on("error", reject);
+  });
+}
+
 async function sample(
   url: string,
   requests: number,
   headers: Record<string, string>,
 ): Promise<Map<string, number>> {
   const seen = new Map<string, number>();
+  const u = new URL(url);
   for (let i = 0; i < requests; i++) {
-    const res = await fetch(url, { headers, signal: AbortSignal.timeout(3000) });
-    await res.arrayBuffer();
-    const inst = res.headers.get("x-instance");
-    if (res.ok && inst) seen.set(inst, (seen.get(inst) ?? 0) + 1);
+    const r = await getOnce(u, headers);
+    if (r.status >= 200 && r.status < 300 && r.instance)
+      seen.set(r.instance, (seen.get(r.instance) ?? 0) + 1);
   }
   return seen;
 }

@@ -86,6 +86,7 @@ describe("the lab, end to end", { timeout: 900_000 }, () => {
       await res.arrayBuffer();
     }
     await lab.start("consul");
+    consulUrl = `http://${await lab.port("consul", 8500)}`; // a restarted container gets a new host port
     await lab.scale({ web: 3 });
     assert.equal((await routed("web", 90_000)).seen.size, 3);
   });

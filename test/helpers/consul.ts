@@ -19,12 +19,17 @@ export interface ConsulHandle {
 
 export async function startConsul(
   scope: Scope,
-  opts: { network?: TestNetwork; alias?: string } = {},
+  opts: {
+    network?: TestNetwork;
+    alias?: string;
+    /** A fixed host port (default: a random one), so the agent keeps its address across `docker restart`. */
+    hostPort?: number;
+  } = {},
 ): Promise<ConsulHandle> {
   await requireDocker();
   let builder = new GenericContainer(images().consul)
     .withCommand(["agent", "-dev", "-client", "0.0.0.0", "-log-level", "warn"])
-    .withExposedPorts(8500)
+    .withExposedPorts(opts.hostPort ? { container: 8500, host: opts.hostPort } : 8500)
     .withLabels({ [testLabel]: "1" })
     .withWaitStrategy(
       Wait.forHttp("/v1/status/leader", 8500).forResponsePredicate((body) => /"\S+:\d+"/.test(body)),

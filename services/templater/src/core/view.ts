@@ -1,0 +1,186 @@
+// The view: one plain, sorted object built from a catalog snapshot, the only thing templates
+// see. Equal catalogs give equal views (and so byte-identical renders). Every value in it has
+// passed nginx-values; what did not is listed in `rejects`, each with its reason.
+
+import { aggregateStatus, type CatalogSnapshot, type HealthStatus } from "./catalog.ts";
+import * as nv from "./nginx-values.ts";
+
+export interface ViewOptions {
+  /** Only instances carrying this tag are routed. */
+  routeTag: string;
+  /** Instance statuses that go into the view (the catalog keeps all of them). */
+  statuses: readonly HealthStatus[];
+}
+
+export interface InstanceView {
+  id: string;
+  node: string;
+  address: string;
+  port: number;
+  status: HealthStatus;
+  /** Bare words or double-quoted strings; unsafe tags are left out. */
+  tags: string[];
+  meta: Record<string, string>;
+}
+
+export interface ServiceView {
+  name: string;
+  /** Union of its instances' tags, sorted. */
+  tags: string[];
+  /** The meta entries all its instances agree on. */
+  meta: Record<string, string>;
+  instances: InstanceView[];
+}
+
+export interface View {
+  services: ServiceView[];
+}
+
+export interface Reject {
+  /** Stable identity, so a reject is logged once while it lasts, not on every change. */
+  key: string;
+  service: string;
+  instance?: string;
+  field: string;
+  value: string;
+  reason: string;
+}
+
+export interface BuiltView {
+  /** What templates see: routed services, instances filtered by status. */
+  view: View;
+  /** Same services with instances of every status, for the status page. */
+  catalog: View;
+  rejects: Reject[];
+}
+
+const byText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+function sanitiseTags(
+  raw: unknown,
+  reject: (field: string, value: unknown, reason: string) => void,
+): string[] {
+  if (!Array.isArray(raw)) return [];
+  const out = new Set<string>();
+  for (const tag of raw) {
+    const v = nv.literal(tag, nv.limits.tag, "tag");
+    if (v.ok) out.add(v.value);
+    else reject("tag", tag, v.reason);
+  }
+  return [...out].sort(byText);
+}
+
+function sanitiseMeta(
+  raw: unknown,
+  reject: (field: string, value: unknown, reason: string) => void,
+): Record<string, string> {
+  if (raw === null || typeof raw !== "object") return {};
+  const entries: [string, string][] = [];
+  for (const [key, value] of Object.entries(raw as Record<string, unknown>)) {
+    const k = nv.metaKey(key);
+    if (!k.ok) {
+      reject("meta key", key, k.reason);
+      continue;
+    }
+    const v = nv.literal(value, nv.limits.metaValue, `meta ${key}`);
+    if (v.ok) entries.push([key, v.value]);
+    else reject(`meta ${key}`, value, v.reason);
+  }
+  return Object.fromEntries(entries.sort((a, b) => byText(a[0], b[0])));
+}
+
+function commonMeta(instances: InstanceView[]): Record<string, string> {
+  const [first, ...rest] = instances;
+  if (!first) return {};
+  return Object.fromEntries(
+    Object.entries(first.meta).filter(([k, v]) => rest.every((i) => i.meta[k] === v)),
+  );
+}
+
+export function buildView(snapshot: CatalogSnapshot, options: ViewOptions): BuiltView {
+  const rejects = new Map<string, Reject>();
+  const addReject = (r: Omit<Reject, "key" | "value"> & { value: unknown }) => {
+    const value = nv.describeValue(r.value);
+    const key = [r.service, r.instance ?? "", r.field, value, r.reason].join("\u0000");
+    rejects.set(key, { ...r, key, value });
+  };
+
+  // Check statuses by node, then by service ID ("" = node-level checks).
+  const checks = new Map<string, Map<string, string[]>>();
+  for (const c of snapshot.checks) {
+    if (!c || typeof c.Node !== "string") continue;
+    const byService = checks.get(c.Node) ?? new Map<string, string[]>();
+    checks.set(c.Node, byService);
+    const sid = typeof c.ServiceID === "string" ? c.ServiceID : "";
+    byService.set(sid, [...(byService.get(sid) ?? []), String(c.Status)]);
+  }
+
+  const services = new Map<string, InstanceView[]>();
+  for (const node of snapshot.nodes) {
+    const nodeChecks = checks.get(node.node);
+    for (const svc of node.services ?? []) {
+      if (!svc || !Array.isArray(svc.Tags) || !svc.Tags.includes(options.routeTag)) continue;
+      const name = nv.serviceName(svc.Service);
+      if (!name.ok) {
+        addReject({
+          service: nv.describeValue(svc.Service),
+          field: "name",
+          value: svc.Service,
+          reason: name.reason,
+        });
+        continue;
+      }
+      const service = name.value;
+      const instanceReject = (field: string, value: unknown, reason: string) =>
+        addReject({
+          service,
+          instance: typeof svc.ID === "string" ? nv.describeValue(svc.ID) : "?",
+          field,
+          value,
+          reason,
+        });
+      const id = nv.token(svc.ID, nv.limits.id, "instance id");
+      const nodeName = nv.token(node.node, nv.limits.id, "node name");
+      const address = nv.ipAddress(svc.Address || node.address);
+      const port = nv.port(svc.Port);
+      if (!id.ok || !nodeName.ok || !address.ok || !port.ok) {
+        const [field, value, reason] = !id.ok
+          ? ["id", svc.ID, id.reason]
+          : !nodeName.ok
+            ? ["node", node.node, nodeName.reason]
+            : !address.ok
+              ? ["address", svc.Address || node.address, address.reason]
+              : ["port", svc.Port, port.ok ? "" : port.reason];
+        instanceReject(field, value, `${reason}; instance left out`);
+        continue;
+      }
+      const status = aggregateStatus([...(nodeChecks?.get("") ?? []), ...(nodeChecks?.get(svc.ID) ?? [])]);
+      const list = services.get(service) ?? [];
+      services.set(service, list);
+      list.push({
+        id: id.value,
+        node: nodeName.value,
+        address: address.value.address,
+        port: port.value,
+        status,
+        tags: sanitiseTags(svc.Tags, instanceReject),
+        meta: sanitiseMeta(svc.Meta, instanceReject),
+      });
+    }
+  }
+
+  const catalog: ServiceView[] = [];
+  const view: ServiceView[] = [];
+  for (const name of [...services.keys()].sort(byText)) {
+    const all = services.get(name)!.sort((a, b) => byText(a.id, b.id) || byText(a.node, b.node));
+    const tags = [...new Set(all.flatMap((i) => i.tags))].sort(byText);
+    const meta = commonMeta(all);
+    catalog.push({ name, tags, meta, instances: all });
+    view.push({ name, tags, meta, instances: all.filter((i) => options.statuses.includes(i.status)) });
+  }
+  return {
+    view: { services: view },
+    catalog: { services: catalog },
+    rejects: [...rejects.values()].sort((a, b) => byText(a.key, b.key)),
+  };
+}

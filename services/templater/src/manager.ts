@@ -1,0 +1,306 @@
+// The manager ties watching, rendering and applying together, knowing little of each:
+// snapshots come in (from the Consul watcher), template texts come in (from the file watcher),
+// a quiescence timer coalesces them, and one render at a time goes to the applier.
+
+import type { Logger } from "../../../lib/log.ts";
+import { sleep } from "../../../lib/backoff.ts";
+import type { Applier, ApplyOutcome } from "./apply/transaction.ts";
+import type { CatalogSnapshot } from "./core/catalog.ts";
+import { Quiescence } from "./core/quiescence.ts";
+import {
+  compileTemplate,
+  generationPlaceholder,
+  renderAll,
+  seal,
+  TemplateError,
+  type CompiledTemplate,
+  type EdgeContext,
+  type TemplateSpec,
+} from "./core/render.ts";
+import type { ManagerState } from "./core/status.ts";
+import { buildView, type BuiltView, type Reject, type View, type ViewOptions } from "./core/view.ts";
+import type { Metrics } from "./metrics.ts";
+
+export interface ManagerOptions {
+  templates: readonly TemplateSpec[];
+  readTemplate: (file: string) => Promise<string>;
+  applier: Applier;
+  viewOptions: ViewOptions;
+  edge: EdgeContext;
+  wait: { minMs: number; maxMs: number };
+  metrics: Metrics;
+  log: Logger;
+}
+
+export type RunOutcome = ApplyOutcome | { result: "render-failed"; message: string } | { result: "no-data" };
+
+interface TemplateState {
+  spec: TemplateSpec;
+  text: string | undefined;
+  good: CompiledTemplate | undefined;
+  error: TemplateError | undefined;
+}
+
+export class Manager {
+  readonly #o: ManagerOptions;
+  readonly #templates: TemplateState[];
+  readonly #quiescence: Quiescence;
+  #built: BuiltView | undefined;
+  #viewKey = "";
+  #pendingSince: number | undefined;
+  #running: Promise<RunOutcome> | undefined;
+  #rerun = false;
+  #loggedRejects = new Set<string>();
+  #liveView: View | undefined;
+  /** The generation nginx serves (confirmed), once this process has applied or matched one. */
+  #liveId: string | null = null;
+  #liveSince: string | null = null;
+  #lastError: { at: string; stage: string; message: string } | null = null;
+  #firstSnapshot: () => void = () => {};
+  #loading: Promise<boolean> = Promise.resolve(true);
+  #lastOutcome: RunOutcome = { result: "no-data" };
+  /** Resolves when the first snapshot from Consul has arrived. */
+  readonly firstSnapshot: Promise<void>;
+
+  constructor(options: ManagerOptions) {
+    this.#o = options;
+    this.#templates = options.templates.map((spec) => ({
+      spec,
+      text: undefined,
+      good: undefined,
+      error: undefined,
+    }));
+    this.#quiescence = new Quiescence({
+      minMs: options.wait.minMs,
+      maxMs: options.wait.maxMs,
+      fire: () => void this.run(),
+    });
+    this.firstSnapshot = new Promise((resolve) => (this.#firstSnapshot = resolve));
+  }
+
+  /** Reads and compiles every template; true when all compiled (a broken one keeps its last good version). */
+  loadTemplates(): Promise<boolean> {
+    this.#loading = this.#loading.then(() => this.#load());
+    return this.#loading;
+  }
+
+  async #load(): Promise<boolean> {
+    let changed = false;
+    for (const t of this.#templates) {
+      let text: string;
+      try {
+        text = await this.#o.readTemplate(t.spec.source);
+      } catch (err) {
+        const message = `cannot read template: ${(err as Error).message}`;
+        if (t.error?.message !== `${t.spec.source}: ${message}`) {
+          t.error = new TemplateError(t.spec.source, undefined, message);
+          t.text = undefined;
+          this.#o.log.error("template unreadable; its last good version stays in use", {
+            file: t.spec.source,
+            error: message,
+          });
+        }
+        continue;
+      }
+      if (text === t.text) continue;
+      t.text = text;
+      try {
+        t.good = compileTemplate(t.spec, text);
+        if (t.error) this.#o.log.info("template fixed", { file: t.spec.source });
+        t.error = undefined;
+        changed = true;
+      } catch (err) {
+        t.error = err as TemplateError;
+        this.#o.log.error("template does not compile; its last good version stays in use", {
+          file: t.error.file,
+          line: t.error.line,
+          error: t.error.message,
+        });
+      }
+    }
+    this.#o.metrics.templateErrors.set(this.#templates.filter((t) => t.error).length);
+    if (changed && this.#built) this.#quiescence.change();
+    return this.#templates.every((t) => t.good && !t.error);
+  }
+
+  /** A template file (or its directory) changed on disk. */
+  templatesChanged(): void {
+    void this.loadTemplates();
+  }
+
+  onSnapshot(snapshot: CatalogSnapshot): void {
+    const t0 = performance.now();
+    const built = buildView(snapshot, this.#o.viewOptions);
+    this.#o.metrics.viewSeconds.observe((performance.now() - t0) / 1000);
+    this.#logRejects(built.rejects);
+    const { metrics } = this.#o;
+    const services = built.view.services;
+    metrics.services.set({ state: "with_instances" }, services.filter((s) => s.instances.length > 0).length);
+    metrics.services.set({ state: "empty" }, services.filter((s) => s.instances.length === 0).length);
+    metrics.instances.set(services.reduce((n, s) => n + s.instances.length, 0));
+    metrics.droppedValues.set(built.rejects.length);
+    const key = JSON.stringify(built.view);
+    const first = this.#built === undefined;
+    this.#built = built;
+    if (!first && key === this.#viewKey) return;
+    this.#viewKey = key;
+    this.#pendingSince ??= snapshot.observedAt;
+    if (first) this.#firstSnapshot();
+    this.#quiescence.change();
+  }
+
+  #logRejects(rejects: readonly Reject[]): void {
+    const keys = new Set<string>();
+    for (const r of rejects) {
+      keys.add(r.key);
+      if (this.#loggedRejects.has(r.key)) continue;
+      this.#o.log.warn("value from Consul left out: not safe in nginx config", {
+        consulService: r.service,
+        instance: r.instance,
+        field: r.field,
+        value: r.value,
+        reason: r.reason,
+      });
+    }
+    this.#loggedRejects = keys;
+  }
+
+  /** Renders and applies now (one run at a time; a call during a run schedules one more). */
+  run(): Promise<RunOutcome> {
+    if (this.#running) {
+      this.#rerun = true;
+      return this.#running;
+    }
+    this.#running = this.#runLoop().finally(() => (this.#running = undefined));
+    return this.#running;
+  }
+
+  /** Waits until no run is in progress or scheduled. */
+  async idle(): Promise<void> {
+    while (this.#running || this.#quiescence.pending) {
+      await (this.#running ?? sleep(10));
+    }
+  }
+
+  /** The result of the last render/apply. */
+  get lastOutcome(): RunOutcome {
+    return this.#lastOutcome;
+  }
+
+  async #runLoop(): Promise<RunOutcome> {
+    do {
+      this.#rerun = false;
+      this.#lastOutcome = await this.#runOnce();
+    } while (this.#rerun);
+    return this.#lastOutcome;
+  }
+
+  async #runOnce(): Promise<RunOutcome> {
+    const { metrics, log, applier } = this.#o;
+    const built = this.#built;
+    if (!built) return { result: "no-data" };
+    const since = this.#pendingSince;
+    this.#pendingSince = undefined;
+
+    const t0 = performance.now();
+    let generation;
+    try {
+      const missing = this.#templates.find((t) => !t.good);
+      if (missing) throw missing.error ?? new TemplateError(missing.spec.source, undefined, "not loaded");
+      const files = renderAll(
+        this.#templates.map((t) => t.good!),
+        { services: built.view.services, edge: this.#o.edge, generation: generationPlaceholder },
+      );
+      generation = seal(files);
+    } catch (err) {
+      const message = (err as Error).message;
+      metrics.renders.inc({ result: "failed" });
+      metrics.applyFailures.inc({ stage: "render" });
+      this.#lastError = { at: new Date().toISOString(), stage: "render", message };
+      log.error("render failed; the live config stays", { error: message });
+      return { result: "render-failed", message };
+    }
+    const renderMs = performance.now() - t0;
+    metrics.renderSeconds.observe(renderMs / 1000);
+
+    const outcome = await applier.apply(generation);
+    const applyMs = performance.now() - t0 - renderMs;
+    metrics.applySeconds.observe(applyMs / 1000);
+    const now = new Date();
+    switch (outcome.result) {
+      case "unchanged":
+        metrics.renders.inc({ result: "unchanged" });
+        metrics.lastSuccess.set(now.getTime() / 1000);
+        this.#liveView = built.view;
+        this.#liveId = generation.id;
+        this.#lastError = null;
+        log.debug("render identical to the live config; nothing written, no reload", {
+          generation: generation.id,
+        });
+        break;
+      case "applied":
+      case "dry":
+        metrics.renders.inc({ result: outcome.result });
+        metrics.lastSuccess.set(now.getTime() / 1000);
+        if (since !== undefined) metrics.changeToLiveSeconds.observe((Date.now() - since) / 1000);
+        this.#liveView = built.view;
+        this.#liveId = generation.id;
+        this.#liveSince = now.toISOString();
+        this.#lastError = null;
+        log.info(outcome.result === "dry" ? "render printed" : "config applied", {
+          generation: generation.id,
+          services: built.view.services.length,
+          renderMs: Math.round(renderMs * 10) / 10,
+          ...(outcome.result === "applied"
+            ? {
+                validateMs: Math.round(outcome.validateMs),
+                reloadMs: Math.round(outcome.reloadMs),
+                applyMs: Math.round(applyMs),
+              }
+            : {}),
+          ...(since !== undefined ? { sinceChangeMs: Date.now() - since } : {}),
+        });
+        break;
+      case "failed":
+        metrics.renders.inc({ result: "rejected" });
+        if (outcome.repeated) {
+          log.debug("same render as the last one that failed; waiting for a change", {
+            generation: generation.id,
+          });
+          break;
+        }
+        this.#lastError = { at: now.toISOString(), stage: outcome.stage, message: outcome.message };
+        break;
+    }
+    return outcome;
+  }
+
+  /** Reads the templates again and tries the current render even if it failed before (SIGHUP). */
+  async retry(): Promise<void> {
+    this.#o.applier.forgetFailure?.();
+    await this.loadTemplates();
+    await this.run();
+  }
+
+  stop(): void {
+    this.#quiescence.stop();
+  }
+
+  /** What the status page and /health need. */
+  state(): ManagerState {
+    return {
+      catalog: this.#built?.catalog,
+      liveView: this.#liveView,
+      // Before this process applied anything, the live generation is the one found on disk.
+      liveId: this.#liveId ?? this.#o.applier.liveId,
+      liveSince: this.#liveSince,
+      rejects: this.#built?.rejects ?? [],
+      templates: this.#templates.map((t) => ({
+        source: t.spec.source,
+        dest: t.spec.dest,
+        error: t.error ? t.error.message : null,
+      })),
+      lastError: this.#lastError,
+    };
+  }
+}

@@ -1,0 +1,118 @@
+// The templater's Prometheus metrics, in one registry served on /metrics.
+
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+const fast = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+const slow = [0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2, 5, 10];
+
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: "templater_" });
+  const r = [registry];
+  return {
+    registry,
+    renders: new Counter({
+      name: "templater_renders_total",
+      help: "Renders by result: applied (new config live), unchanged (identical to the live one, nothing written), failed (template error), rejected (nginx -t refused it), dry (printed)",
+      labelNames: ["result"] as const,
+      registers: r,
+    }),
+    reloads: new Counter({
+      name: "templater_reloads_total",
+      help: "nginx reloads (or starts) by result",
+      labelNames: ["result"] as const,
+      registers: r,
+    }),
+    validationsFailed: new Counter({
+      name: "templater_validations_failed_total",
+      help: "Renders nginx -t rejected (nothing on disk changed, no reload)",
+      registers: r,
+    }),
+    applyFailures: new Counter({
+      name: "templater_apply_failures_total",
+      help: "Failed applies by stage: render, write, validate, swap, reload",
+      labelNames: ["stage"] as const,
+      registers: r,
+    }),
+    viewSeconds: new Histogram({
+      name: "templater_view_duration_seconds",
+      help: "Time to build the view from a Consul snapshot (checking every value)",
+      buckets: fast,
+      registers: r,
+    }),
+    renderSeconds: new Histogram({
+      name: "templater_render_duration_seconds",
+      help: "Time to render every template and seal the result into a generation",
+      buckets: fast,
+      registers: r,
+    }),
+    validateSeconds: new Histogram({
+      name: "templater_validate_duration_seconds",
+      help: "Time nginx -t took on the staged config",
+      buckets: fast,
+      registers: r,
+    }),
+    reloadSeconds: new Histogram({
+      name: "templater_reload_duration_seconds",
+      help: "From reload signal (or command) to nginx answering with the new generation",
+      buckets: fast,
+      registers: r,
+    }),
+    applySeconds: new Histogram({
+      name: "templater_apply_duration_seconds",
+      help: "Whole apply after the render: write staging, nginx -t, swap, reload, confirmation",
+      buckets: fast,
+      registers: r,
+    }),
+    changeToLiveSeconds: new Histogram({
+      name: "templater_change_to_live_seconds",
+      help: "From the Consul answer that carried a change to nginx serving it (includes the quiescence wait)",
+      buckets: slow,
+      registers: r,
+    }),
+    lastSuccess: new Gauge({
+      name: "templater_last_success_timestamp_seconds",
+      help: "When a render last went live or was found identical to the live config",
+      registers: r,
+    }),
+    consulUp: new Gauge({
+      name: "templater_consul_up",
+      help: "1 while Consul answers, 0 while it does not",
+      registers: r,
+    }),
+    consulRequests: new Counter({
+      name: "templater_consul_requests_total",
+      help: "Consul HTTP requests by endpoint and result",
+      labelNames: ["endpoint", "result"] as const,
+      registers: r,
+    }),
+    services: new Gauge({
+      name: "templater_services",
+      help: "Routed services in the current view, by whether they have instances",
+      labelNames: ["state"] as const,
+      registers: r,
+    }),
+    instances: new Gauge({
+      name: "templater_instances",
+      help: "Instances in the current view (routed)",
+      registers: r,
+    }),
+    droppedValues: new Gauge({
+      name: "templater_dropped_values",
+      help: "Values from Consul left out of the view because they are not safe in nginx config",
+      registers: r,
+    }),
+    templateErrors: new Gauge({
+      name: "templater_template_errors",
+      help: "Templates that currently fail to compile (their last good version stays in use)",
+      registers: r,
+    }),
+    nginxUp: new Gauge({
+      name: "templater_nginx_up",
+      help: "Exec mode: 1 while the supervised nginx runs",
+      registers: r,
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,225 @@
+// Follows the whole catalog with two long polls, whatever the number of services:
+//   /v1/catalog/services  — its index moves on any service registration, change or removal;
+//   /v1/health/state/any  — every check; its index moves on any status change.
+// When the catalog moves, the instances are read node by node (/v1/catalog/node/<node>: O(hosts)
+// requests, not O(services)), then the checks are read again so they are never older than the
+// instances they are joined with. consul-template instead holds one long poll per service.
+
+import { Backoff, sleep } from "../../../../lib/backoff.ts";
+import type { Logger } from "../../../../lib/log.ts";
+import type { Reachability } from "../../../../lib/state-change.ts";
+import { floorDelay, stepIndex } from "../core/blocking-index.ts";
+import type { CatalogNode, CatalogSnapshot, ConsulCheck } from "../core/catalog.ts";
+import type { Answer, BlockingRead, CatalogApi } from "./consul-api.ts";
+
+export interface WatcherOptions {
+  api: CatalogApi;
+  /** Longest a blocking query waits for a change. */
+  waitMs: number;
+  /** Least time between the starts of two queries on one endpoint. */
+  floorMs: number;
+  retryInitialMs: number;
+  retryMaxMs: number;
+  /** Node reads in flight at once. */
+  concurrency: number;
+  reach: Reachability;
+  log: Logger;
+  onSnapshot: (snapshot: CatalogSnapshot) => void;
+  /** Called after every request, for metrics. */
+  onRequest?: (endpoint: string, ok: boolean) => void;
+  now?: () => number;
+}
+
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+export class ConsulCatalogWatcher {
+  readonly #o: WatcherOptions;
+  readonly #now: () => number;
+  #signal: AbortSignal = new AbortController().signal;
+  #catalogSeen = false;
+  #catalogDirty = true;
+  #nodes: CatalogNode[] = [];
+  #checks: ConsulCheck[] = [];
+  #checksIndex = 0;
+  #pendingSince: number | undefined;
+  #refreshing = false;
+  #again = false;
+  readonly #refreshBackoff: Backoff;
+  /** Counts failures; a success only says "Consul is back" if no request failed since it started. */
+  #failureSeq = 0;
+
+  constructor(options: WatcherOptions) {
+    this.#o = options;
+    this.#now = options.now ?? Date.now;
+    this.#refreshBackoff = new Backoff({ initialMs: options.retryInitialMs, maxMs: options.retryMaxMs });
+  }
+
+  /** Runs until `signal` aborts. Never throws for Consul errors: it retries with capped backoff. */
+  async run(signal: AbortSignal): Promise<void> {
+    this.#signal = signal;
+    await Promise.all([
+      this.#loop(
+        "catalog/services",
+        (r, s) => this.#o.api.services(r, s),
+        (_body, _index, reset) => {
+          if (reset) this.#checksIndex = 0;
+          this.#catalogSeen = true;
+          this.#catalogDirty = true;
+          this.#kick();
+        },
+      ),
+      this.#loop(
+        "health/state/any",
+        (r, s) => this.#o.api.checks(r, s),
+        (body, index, reset) => {
+          if (reset) {
+            this.#checksIndex = 0;
+            this.#catalogDirty = true;
+          }
+          if (this.#acceptChecks(body, index)) this.#kick();
+        },
+      ),
+    ]);
+  }
+
+  #succeeded(seqAtStart: number): void {
+    if (seqAtStart === this.#failureSeq) this.#o.reach.ok();
+  }
+
+  #failed(err: unknown, retryInMs: number): void {
+    this.#failureSeq++;
+    this.#o.reach.failed(err, retryInMs);
+  }
+
+  #acceptChecks(checks: ConsulCheck[], index: number): boolean {
+    // The same checks can arrive from the long poll and from a refresh; keep the newest.
+    if (!Array.isArray(checks) || (Number.isFinite(index) && index < this.#checksIndex)) return false;
+    this.#checks = checks;
+    this.#checksIndex = Number.isFinite(index) ? index : 0;
+    return true;
+  }
+
+  async #loop<T>(
+    endpoint: string,
+    read: (r: BlockingRead, s: AbortSignal) => Promise<Answer<T>>,
+    onChange: (body: T, index: number, reset: boolean) => void,
+  ): Promise<void> {
+    const { waitMs, floorMs, log } = this.#o;
+    const backoff = new Backoff({ initialMs: this.#o.retryInitialMs, maxMs: this.#o.retryMaxMs });
+    const signal = this.#signal;
+    let index = 0;
+    // After an error the next read does not block: a restarted Consul may have a lower index,
+    // and a blocking read with our old one would wait the whole `wait` before saying so.
+    let fresh = false;
+    while (!signal.aborted) {
+      const started = this.#now();
+      const seq = this.#failureSeq;
+      try {
+        const answer = await read({ index: fresh ? 0 : index, waitMs }, signal);
+        fresh = false;
+        this.#o.onRequest?.(endpoint, true);
+        this.#succeeded(seq);
+        backoff.reset();
+        const step = stepIndex(index, answer.index);
+        if (step.reset) log.info("Consul index went backwards; reading everything again", { endpoint });
+        index = step.next;
+        if (step.changed) {
+          this.#pendingSince ??= this.#now();
+          onChange(answer.body, answer.index, step.reset);
+        }
+      } catch (err) {
+        if (signal.aborted) return;
+        this.#o.onRequest?.(endpoint, false);
+        const delay = backoff.next();
+        fresh = true;
+        this.#failed(err, delay);
+        log.debug("Consul query failed", { endpoint, err, retryInMs: delay });
+        await sleep(delay, signal);
+        continue;
+      }
+      await sleep(floorDelay(started, this.#now(), floorMs), signal);
+    }
+  }
+
+  #kick(): void {
+    if (!this.#catalogSeen || this.#signal.aborted) return;
+    if (this.#refreshing) {
+      this.#again = true;
+      return;
+    }
+    void this.#refresh();
+  }
+
+  async #refresh(): Promise<void> {
+    this.#refreshing = true;
+    const signal = this.#signal;
+    try {
+      do {
+        this.#again = false;
+        const since = this.#pendingSince ?? this.#now();
+        this.#pendingSince = undefined;
+        if (this.#catalogDirty) {
+          this.#catalogDirty = false;
+          try {
+            await this.#readCatalog(signal);
+            this.#refreshBackoff.reset();
+          } catch (err) {
+            if (signal.aborted) return;
+            this.#catalogDirty = true;
+            this.#pendingSince ??= since;
+            const delay = this.#refreshBackoff.next();
+            this.#failed(err, delay);
+            this.#o.log.debug("reading the catalog failed", { err, retryInMs: delay });
+            await sleep(delay, signal);
+            this.#again = true;
+            continue;
+          }
+        }
+        this.#o.onSnapshot({ nodes: this.#nodes, checks: this.#checks, observedAt: since });
+      } while (this.#again && !signal.aborted);
+    } finally {
+      this.#refreshing = false;
+    }
+  }
+
+  async #readCatalog(signal: AbortSignal): Promise<void> {
+    const { api, concurrency } = this.#o;
+    const seq = this.#failureSeq;
+    const track = async <T>(endpoint: string, p: Promise<T>): Promise<T> => {
+      try {
+        const v = await p;
+        this.#o.onRequest?.(endpoint, true);
+        return v;
+      } catch (err) {
+        this.#o.onRequest?.(endpoint, false);
+        throw err;
+      }
+    };
+    const nodes = await track("catalog/nodes", api.nodes(signal));
+    const read = await mapLimit(
+      (Array.isArray(nodes) ? nodes : []).filter((n) => typeof n?.Node === "string"),
+      concurrency,
+      async (n): Promise<CatalogNode> => ({
+        node: n.Node,
+        address: n.Address,
+        services: (await track("catalog/node", api.nodeServices(n.Node, signal))) ?? [],
+      }),
+    );
+    // Checks read after the instances: an instance is never joined with checks older than itself.
+    const checks = await track("health/state/any", api.checks({ index: 0, waitMs: 0 }, signal));
+    this.#nodes = read.sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
+    this.#acceptChecks(checks.body, checks.index);
+    this.#succeeded(seq);
+  }
+}

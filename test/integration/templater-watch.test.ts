@@ -1,0 +1,150 @@
+// The Consul watcher against a real Consul: it follows registrations and health with two long
+// polls, reads instances per node (not per service), and never joins an instance with checks
+// older than itself.
+import assert from "node:assert/strict";
+import http from "node:http";
+import { after, before, describe, it } from "node:test";
+import { createConsul } from "../../lib/consul-client.ts";
+import { silentLogger } from "../../lib/log.ts";
+import { Reachability } from "../../lib/state-change.ts";
+import type { CatalogSnapshot } from "../../services/templater/src/core/catalog.ts";
+import { buildView } from "../../services/templater/src/core/view.ts";
+import {
+  consulCatalogApi,
+  maxConsulSockets,
+  nodeReadConcurrency,
+} from "../../services/templater/src/watch/consul-api.ts";
+import { ConsulCatalogWatcher } from "../../services/templater/src/watch/consul-watcher.ts";
+import { startConsul, type ConsulHandle } from "../helpers/consul.ts";
+import { testScope } from "../helpers/scope.ts";
+import { delay, waitFor } from "../helpers/wait.ts";
+
+/** A Consul HTTP call on a connection of its own (closed after), so it never counts as the watcher's. */
+function consulCall(base: string, method: string, p: string, body?: unknown): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(`${base}${p}`, { method, agent: false }, (res) => {
+      res.resume();
+      res.on("end", () =>
+        res.statusCode === 200 ? resolve() : reject(new Error(`${method} ${p}: ${res.statusCode}`)),
+      );
+    });
+    req.on("error", reject);
+    req.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
+
+describe("Consul catalog watcher", { timeout: 180_000 }, () => {
+  const scope = testScope();
+  let consul: ConsulHandle;
+  const snapshots: CatalogSnapshot[] = [];
+  const requests: Record<string, number> = {};
+  const controller = new AbortController();
+  let running: Promise<void>;
+
+  const view = () => buildView(snapshots.at(-1)!, { routeTag: "http", statuses: ["passing"] });
+  const register = (id: string, name: string, status = "passing", node?: string) =>
+    node
+      ? consulCall(consul.url, "PUT", "/v1/catalog/register", {
+          Node: node,
+          Address: "10.1.0.1",
+          Service: { ID: id, Service: name, Tags: ["http"], Address: "10.2.0.1", Port: 80 },
+        })
+      : consulCall(consul.url, "PUT", "/v1/agent/service/register", {
+          ID: id,
+          Name: name,
+          Address: "10.0.0.1",
+          Port: 80,
+          Tags: ["http"],
+          Check: { TTL: "600s", Status: status },
+        });
+
+  before(async () => {
+    consul = await startConsul(scope);
+    const { consul: client } = createConsul(
+      {
+        consulAddr: `${consul.host}:${consul.port}`,
+        consulToken: "",
+        consulSsl: false,
+        consulSslVerify: true,
+        consulCaCert: "",
+        consulClientCert: "",
+        consulClientKey: "",
+        consulTlsServerName: "",
+      },
+      { maxSockets: maxConsulSockets },
+    );
+    scope.defer("consul client", () => client.destroy());
+    const watcher = new ConsulCatalogWatcher({
+      api: consulCatalogApi(client),
+      waitMs: 30_000,
+      floorMs: 50,
+      retryInitialMs: 100,
+      retryMaxMs: 1000,
+      concurrency: nodeReadConcurrency,
+      reach: new Reachability("consul", silentLogger),
+      log: silentLogger,
+      onSnapshot: (s) => snapshots.push(s),
+      onRequest: (endpoint) => (requests[endpoint] = (requests[endpoint] ?? 0) + 1),
+    });
+    running = watcher.run(controller.signal);
+  });
+  after(async () => {
+    controller.abort();
+    await running;
+  });
+
+  it("follows registrations, health changes and deregistrations", async () => {
+    await register("web-1", "web");
+    await waitFor(() => snapshots.length > 0 && view().view.services.some((s) => s.name === "web"), {
+      what: "web in a snapshot",
+    });
+    await consulCall(consul.url, "PUT", "/v1/agent/check/fail/service:web-1");
+    await waitFor(() => view().view.services.find((s) => s.name === "web")?.instances.length === 0, {
+      what: "web-1 critical",
+    });
+    await consulCall(consul.url, "PUT", "/v1/agent/check/pass/service:web-1");
+    await waitFor(() => view().view.services.find((s) => s.name === "web")?.instances.length === 1, {
+      what: "web-1 passing again",
+    });
+    await consulCall(consul.url, "PUT", "/v1/agent/service/deregister/web-1");
+    await waitFor(() => !view().catalog.services.some((s) => s.name === "web"), { what: "web gone" });
+  });
+
+  it("never shows an instance registered as critical as passing (instances and checks are joined consistently)", async () => {
+    const from = snapshots.length;
+    for (let i = 0; i < 10; i++) await register(`late-${i}`, "late", "critical");
+    await waitFor(() => view().catalog.services.find((s) => s.name === "late")?.instances.length === 10, {
+      what: "10 late instances",
+    });
+    for (const s of snapshots.slice(from)) {
+      const late = buildView(s, { routeTag: "http", statuses: ["passing"] }).view.services.find(
+        (x) => x.name === "late",
+      );
+      assert.equal(late?.instances.length ?? 0, 0, "a critical instance was routed");
+    }
+  });
+
+  it("reads instances per node, not per service", async () => {
+    for (let i = 0; i < 300; i++) await register(`many-${i}`, `many-${i}`, "passing", `host-${i % 3}`);
+    await waitFor(() => view().view.services.filter((s) => s.name.startsWith("many-")).length === 300, {
+      what: "300 services",
+      timeoutMs: 20_000,
+    });
+    await delay(300);
+    const before = { ...requests };
+    const snaps = snapshots.length;
+    await register("one-more", "one-more", "passing", "host-0");
+    await waitFor(() => view().view.services.some((s) => s.name === "one-more"), {
+      what: "one more service",
+    });
+    await delay(200);
+    const delta = (k: string) => (requests[k] ?? 0) - (before[k] ?? 0);
+    // 4 nodes (the agent's and host-0..2): one read each per catalog change, whatever the number of services
+    const changes = snapshots.length - snaps;
+    assert.ok(
+      delta("catalog/node") >= 4 && delta("catalog/node") <= 4 * changes,
+      `node reads: ${delta("catalog/node")} for ${changes} changes`,
+    );
+    assert.ok(delta("catalog/services") <= changes + 1, "one catalog long-poll answer per change");
+  });
+});

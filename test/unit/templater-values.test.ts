@@ -1,0 +1,128 @@
+// What a Consul value may become in nginx config: bare word, quoted string, or refused.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import fc from "fast-check";
+import * as nv from "../../services/templater/src/core/nginx-values.ts";
+import { parseNginx } from "../helpers/nginx-syntax.ts";
+
+const value = <T>(v: nv.Verdict<T>): T => {
+  assert.ok(v.ok, v.ok ? "" : v.reason);
+  return v.value;
+};
+const reason = (v: nv.Verdict<unknown>): string => {
+  assert.ok(!v.ok, `expected a refusal, got ${JSON.stringify(v)}`);
+  return v.reason;
+};
+
+describe("service names", () => {
+  it("accepts DNS-like names", () => {
+    for (const n of ["web", "api-v2", "a", "my_svc", "a.b.c", "A1", "x".repeat(63)])
+      assert.equal(value(nv.serviceName(n)), n);
+  });
+  it("refuses anything else, saying why", () => {
+    for (const n of [
+      "",
+      "-web",
+      "web-",
+      "a..b",
+      ".a",
+      "a b",
+      "a;b",
+      "a{",
+      "a}",
+      'a"',
+      "a$b",
+      "a#b",
+      "a/b",
+      "x".repeat(64),
+      "é",
+    ]) {
+      assert.ok(reason(nv.serviceName(n)).length > 0, n);
+    }
+    assert.match(reason(nv.serviceName(42)), /not a string/);
+  });
+});
+
+describe("IP addresses", () => {
+  it("accepts IPv4 and canonicalises IPv6", () => {
+    assert.deepEqual(value(nv.ipAddress("10.0.0.7")), { address: "10.0.0.7", family: 4 });
+    assert.deepEqual(value(nv.ipAddress("2001:DB8:0:0:0:0:0:1")), { address: "2001:db8::1", family: 6 });
+    assert.deepEqual(value(nv.ipAddress("::ffff:1.2.3.4")), { address: "::ffff:102:304", family: 6 });
+  });
+  it("refuses hostnames, zone ids, odd spellings and unroutable addresses", () => {
+    for (const a of [
+      "web.local",
+      "01.2.3.4",
+      "1.2.3",
+      "0x7f.0.0.1",
+      "fe80::1%eth0",
+      "[::1]",
+      " 1.2.3.4",
+      "1.2.3.4\n",
+      "0.0.0.0",
+      "::",
+      "",
+      "1.2.3.4;",
+    ]) {
+      reason(nv.ipAddress(a));
+    }
+    assert.match(reason(nv.ipAddress("consul")), /not an IP address/);
+  });
+  it("formats host:port with brackets for IPv6", () => {
+    assert.equal(nv.hostPort("10.0.0.1", 80), "10.0.0.1:80");
+    assert.equal(nv.hostPort("fd00::1", 80), "[fd00::1]:80");
+  });
+});
+
+describe("ports", () => {
+  it("accepts 1–65535 whole numbers only", () => {
+    assert.equal(value(nv.port(1)), 1);
+    assert.equal(value(nv.port(65535)), 65535);
+    for (const p of [0, -1, 65536, 80.5, NaN, "80", null]) reason(nv.port(p));
+  });
+});
+
+describe("tag and meta values", () => {
+  it("keeps bare words as they are", () => {
+    for (const t of ["http", "version=2", "a:b/c", "x.y-z_1", "weight=10", "[::1]"])
+      assert.equal(value(nv.literal(t, 255)), t);
+  });
+  it('quotes what needs quotes, escaping " and \\', () => {
+    assert.equal(value(nv.literal("a b", 255)), '"a b"');
+    assert.equal(value(nv.literal("x;y{z}", 255)), '"x;y{z}"');
+    assert.equal(value(nv.literal('say "hi"\\', 255)), '"say \\"hi\\"\\\\"');
+    assert.equal(value(nv.literal("# not a comment", 255)), '"# not a comment"');
+    assert.equal(value(nv.literal("", 255)), '""');
+  });
+  it("refuses control characters, $ and huge values", () => {
+    for (const t of ["a\nb", "a\rb", "tab\there", "nul\u0000", "$host", "x${y}", "a\u0085b"])
+      reason(nv.literal(t, 255));
+    assert.match(reason(nv.literal("x".repeat(256), 255)), /longer than 255/);
+    reason(nv.literal(7, 255));
+  });
+  it("meta keys follow Consul's own rule", () => {
+    assert.equal(value(nv.metaKey("owner_team-1")), "owner_team-1");
+    for (const k of ["a b", "a.b", "__proto__", "x".repeat(129), ""]) reason(nv.metaKey(k));
+  });
+  it("an accepted value is always exactly one nginx word with the original text (property)", () => {
+    fc.assert(
+      fc.property(fc.string({ unit: "binary", maxLength: 80 }), (raw) => {
+        const v = nv.literal(raw, 255);
+        if (!v.ok) return;
+        const parsed = parseNginx(`probe ${v.value};`);
+        assert.equal(parsed.length, 1);
+        assert.deepEqual(parsed[0]!.args, [raw]);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+  it("a bare word never holds a character that ends, opens or comments a directive (property)", () => {
+    fc.assert(
+      fc.property(fc.string({ unit: "binary", maxLength: 40 }), (raw) => {
+        const v = nv.token(raw, 255);
+        if (v.ok) assert.doesNotMatch(v.value, /[\s;{}#"'\\$()`]/);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
