@@ -66,9 +66,10 @@ async function reloads(edge: string): Promise<number> {
 async function rssKiB(service: string, pattern: RegExp): Promise<number> {
   const [c] = await lab.running(service);
   if (!c) return NaN;
-  const top = await docker.getContainer(c.id).top({ ps_args: "-eo rss,args" });
+  // docker top needs the pid column; the others are ours.
+  const top = await docker.getContainer(c.id).top({ ps_args: "-o pid,rss,args" });
   const processes = (top.Processes ?? []) as string[][];
-  return processes.filter((p) => pattern.test(p[1] ?? "")).reduce((sum, p) => sum + Number(p[0]), 0);
+  return processes.filter((p) => pattern.test(p[2] ?? "")).reduce((sum, p) => sum + Number(p[1]), 0);
 }
 
 try {

@@ -6,10 +6,39 @@
 
 import { existsSync, readdirSync, rmSync } from "node:fs";
 import path from "node:path";
-import { build } from "esbuild";
+import { build, type Plugin } from "esbuild";
 
 const root = path.resolve(import.meta.dirname, "..");
 const entryNames = ["main", "probe"];
+
+/**
+ * Dependencies a service never uses but whose code would load anyway, replaced by a stub
+ * that throws when touched. dockerode pulls in ssh2 (for ssh:// DOCKER_HOST; its WebAssembly
+ * alone reserves ~16 MB) and gRPC (for BuildKit sessions): ~26 MB of the registrator's RSS.
+ */
+const stubbed: Record<string, { modules: string[]; why: string }> = {
+  registrator: {
+    modules: ["ssh2", "@grpc/grpc-js", "@grpc/proto-loader"],
+    why: "the registrator supports unix:// and tcp:// DOCKER_HOST, not ssh://, and builds no images",
+  },
+};
+
+function stubPlugin(service: string): Plugin {
+  const spec = stubbed[service];
+  return {
+    name: "stub-unused",
+    setup(b) {
+      if (!spec) return;
+      const filter = new RegExp(`^(${spec.modules.map((m) => m.replace(/[/.]/g, "\\$&")).join("|")})$`);
+      b.onResolve({ filter }, (args) => ({ path: args.path, namespace: "stub" }));
+      b.onLoad({ filter: /.*/, namespace: "stub" }, (args) => ({
+        loader: "js",
+        contents: `const fail = () => { throw new Error(${JSON.stringify(`${args.path} is left out of this bundle: ${spec.why}`)}); };
+module.exports = new Proxy({}, { get: (_t, key) => (key === "__esModule" ? false : fail) });`,
+      }));
+    },
+  };
+}
 
 export async function buildService(name: string): Promise<string[]> {
   const dir = path.join(root, "services", name);
@@ -24,13 +53,22 @@ export async function buildService(name: string): Promise<string[]> {
     platform: "node",
     target: "node24",
     format: "esm",
-    sourcemap: "inline",
+    // Linked, not inline: an inline map is parsed into memory at start when source maps are on.
+    sourcemap: "linked",
     legalComments: "none",
     logLevel: "warning",
     // ssh2 (under dockerode) loads optional native add-ons inside try/catch; leave them out.
     external: ["cpu-features", "*.node"],
+    plugins: [stubPlugin(name)],
+    // CommonJS dependencies expect require, __filename and __dirname, which an ES module lacks.
     banner: {
-      js: "import { createRequire as __dockside_require } from 'node:module'; const require = __dockside_require(import.meta.url);",
+      js: [
+        "import { createRequire as __docksideRequire } from 'node:module';",
+        "import { fileURLToPath as __docksideFileUrl } from 'node:url';",
+        "const require = __docksideRequire(import.meta.url);",
+        "const __filename = __docksideFileUrl(import.meta.url);",
+        "const __dirname = __docksideFileUrl(new URL('.', import.meta.url));",
+      ].join(" "),
     },
   });
   return entries.map((e) => path.join("services", name, "dist", path.basename(e, ".ts") + ".mjs"));

@@ -131,4 +131,16 @@ describe("the lab, end to end", { timeout: 900_000 }, () => {
     assert.ok(leftAfter <= 1000, `left nginx after ${leftAfter} ms`);
     assert.ok(r.failed <= 5, `failed requests ${r.failed}: ${JSON.stringify(r.failures.slice(0, 10))}`);
   });
+
+  it("a service scaled to zero answers 503 while the others keep working", async () => {
+    await lab.scale({ web: 0 });
+    await waitFor(async () => (await fetch(`${edge}/web/`)).status === 503, {
+      what: "/web/ to answer 503",
+      timeoutMs: 30_000,
+      intervalMs: 100,
+    });
+    const res = await fetch(`${edge}/web/`);
+    assert.equal(res.headers.get("retry-after"), "1");
+    assert.equal((await fetch(`${edge}/api/`)).status, 200);
+  });
 });

@@ -34,7 +34,7 @@ export interface Workload {
 export const httpServerCmd = [
   "sh",
   "-c",
-  "mkdir -p /www && hostname > /www/index.html && trap 'exit 0' TERM && httpd -f -p 8080 -h /www & wait",
+  "mkdir -p /www && hostname > /www/index.html; trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait",
 ];
 
 export async function createWorkload(scope: Scope, opts: WorkloadOptions = {}): Promise<Workload> {

@@ -220,3 +220,16 @@ describe("unsafe values are left out with a reason", () => {
     );
   });
 });
+
+describe("services scaled to zero", () => {
+  it("a retained service with no instance left stays in the view, empty, so it answers 503", () => {
+    const b = buildView(snap([svc("api-1", "api")]), { ...opts, retain: ["web", "api"] });
+    assert.deepEqual(
+      b.view.services.map((s) => [s.name, s.instances.length]),
+      [
+        ["api", 1],
+        ["web", 0],
+      ],
+    );
+  });
+});

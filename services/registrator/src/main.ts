@@ -1,7 +1,6 @@
 // registrator: watches the Docker engine and keeps Consul's service instances equal
 // to the running containers. Settings: services/registrator/README.md.
 
-import "./cjs-globals.ts"; // first: before anything loads dockerode
 import { loadSettingsOrExit } from "../../../lib/config.ts";
 import { createConsul } from "../../../lib/consul-client.ts";
 import { createLogger, describeError } from "../../../lib/log.ts";

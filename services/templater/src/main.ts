@@ -132,6 +132,7 @@ async function main(): Promise<void> {
       routeTag: settings.routeTag,
     },
     wait: { minMs: settings.waitMin, maxMs: settings.waitMax },
+    forgetAfterMs: settings.forgetAfter,
     metrics,
     log,
   });

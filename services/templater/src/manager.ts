@@ -18,6 +18,7 @@ import {
   type TemplateSpec,
 } from "./core/render.ts";
 import type { ManagerState } from "./core/status.ts";
+import { RememberedServices } from "./core/remembered.ts";
 import { buildView, type BuiltView, type Reject, type View, type ViewOptions } from "./core/view.ts";
 import type { Metrics } from "./metrics.ts";
 
@@ -26,6 +27,8 @@ export interface ManagerOptions {
   readTemplate: (file: string) => Promise<string>;
   applier: Applier;
   viewOptions: ViewOptions;
+  /** How long a routed service that lost every instance keeps its routes (answering 503); 0: not at all. */
+  forgetAfterMs?: number;
   edge: EdgeContext;
   wait: { minMs: number; maxMs: number };
   metrics: Metrics;
@@ -45,6 +48,7 @@ export class Manager {
   readonly #o: ManagerOptions;
   readonly #templates: TemplateState[];
   readonly #quiescence: Quiescence;
+  readonly #remembered: RememberedServices;
   #built: BuiltView | undefined;
   #viewKey = "";
   #pendingSince: number | undefined;
@@ -64,6 +68,7 @@ export class Manager {
 
   constructor(options: ManagerOptions) {
     this.#o = options;
+    this.#remembered = new RememberedServices(options.forgetAfterMs ?? 0);
     this.#templates = options.templates.map((spec) => ({
       spec,
       text: undefined,
@@ -130,7 +135,12 @@ export class Manager {
 
   onSnapshot(snapshot: CatalogSnapshot): void {
     const t0 = performance.now();
-    const built = buildView(snapshot, this.#o.viewOptions);
+    const now = Date.now();
+    const built = buildView(snapshot, { ...this.#o.viewOptions, retain: this.#remembered.retained(now) });
+    this.#remembered.seen(
+      built.catalog.services.filter((s) => s.instances.length > 0).map((s) => s.name),
+      now,
+    );
     this.#o.metrics.viewSeconds.observe((performance.now() - t0) / 1000);
     this.#logRejects(built.rejects);
     const { metrics } = this.#o;

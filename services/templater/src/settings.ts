@@ -121,6 +121,13 @@ export const templaterSettings = {
     help: "port nginx listens on (passed to templates as edge.listenPort)",
     parse: parsers.int({ min: 1, max: 65535 }),
   } satisfies Setting<number>,
+  forgetAfter: {
+    flag: "forget-after",
+    env: "TEMPLATER_FORGET_AFTER",
+    default: 3_600_000,
+    help: "a routed service that lost every instance keeps its routes, answering 503, this long (0s: drop them at once, 404)",
+    parse: parsers.duration({ maxMs: 30 * 24 * 3_600_000 }),
+  } satisfies Setting<number>,
   waitMin: {
     flag: "wait-min",
     env: "TEMPLATER_WAIT_MIN",

@@ -10,6 +10,11 @@ export interface ViewOptions {
   routeTag: string;
   /** Instance statuses that go into the view (the catalog keeps all of them). */
   statuses: readonly HealthStatus[];
+  /**
+   * Service names (valid ones, from earlier views) to keep with no instances when the catalog
+   * no longer has them, so their routes answer 503 rather than 404.
+   */
+  retain?: readonly string[];
 }
 
 export interface InstanceView {
@@ -171,6 +176,7 @@ export function buildView(snapshot: CatalogSnapshot, options: ViewOptions): Buil
 
   const catalog: ServiceView[] = [];
   const view: ServiceView[] = [];
+  for (const name of options.retain ?? []) if (!services.has(name)) services.set(name, []);
   for (const name of [...services.keys()].sort(byText)) {
     const all = services.get(name)!.sort((a, b) => byText(a.id, b.id) || byText(a.node, b.node));
     const tags = [...new Set(all.flatMap((i) => i.tags))].sort(byText);
