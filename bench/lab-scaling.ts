@@ -1,6 +1,8 @@
 // The lab under scaling, measured end to end on its own compose project (free ports,
 // removed at the end, also on Ctrl-C):
-//  1. container start → first request routed to it, over --cycles scale-ups (web 1→2→1);
+//  1. container start → first request routed to it, over --cycles lone scale-ups (web 1→2→1
+//     with a quiet gap before each), --cycles scale-ups right after a scale-down, and the 9
+//     new instances of a 1→10 burst;
 //  2. failed requests while web scales 1→10→1 under a steady --rate;
 //  3. nginx reloads per scale burst;
 //  4. resident memory of the registrator and the templater.
@@ -56,6 +58,30 @@ function firstSeen(edge: string, everyMs: number) {
   return { seen, stop: () => (clearInterval(timer), agent.destroy()) };
 }
 
+/** Start time (Docker's clock) of every web container of the project, by container id. */
+function watchStarts() {
+  const times = new Map<string, number>();
+  let stream: { destroy(): void } | undefined;
+  void docker
+    .getEvents({
+      filters: {
+        type: ["container"],
+        event: ["start"],
+        label: [`com.docker.compose.project=${lab.project}`, "com.docker.compose.service=web"],
+      },
+    })
+    .then((events) => {
+      stream = events as unknown as { destroy(): void };
+      events.on("data", (chunk: Buffer) => {
+        for (const line of chunk.toString().split("\n").filter(Boolean)) {
+          const e = JSON.parse(line) as { Actor: { ID: string }; timeNano: number };
+          times.set(e.Actor.ID, e.timeNano / 1e6);
+        }
+      });
+    });
+  return { times, stop: () => stream?.destroy() };
+}
+
 /** Reload count from the templater's metrics, read through the edge. */
 async function reloads(edge: string): Promise<number> {
   const text = await (await fetch(`${edge}/_dockside/metrics`)).text();
@@ -78,50 +104,48 @@ try {
   const edge = `http://${await lab.port("edge", 8080)}`;
   await waitForInstances(`${edge}/web/`, () => running("web"));
 
-  // 1. start → first routed request.
-  const latencies: number[] = [];
+  // 1. start → first routed request, for lone scale-ups (a quiet gap before each, longer than the
+  //    templater's 1 s quiescence maximum) and for scale-ups right after a scale-down.
+  const starts = watchStarts();
   const probe = firstSeen(edge, 5);
-  for (let i = 0; i < cycles; i++) {
-    const events = await docker.getEvents({
-      filters: {
-        type: ["container"],
-        event: ["start"],
-        label: [`com.docker.compose.project=${lab.project}`, "com.docker.compose.service=web"],
-      },
-    });
-    const started = new Promise<{ id: string; at: number }>((resolve) => {
-      events.on("data", (chunk: Buffer) => {
-        for (const line of chunk.toString().split("\n").filter(Boolean)) {
-          const e = JSON.parse(line) as { Actor: { ID: string }; timeNano: number };
-          resolve({ id: e.Actor.ID, at: e.timeNano / 1e6 });
-        }
-      });
-    });
-    await lab.scale({ web: 2 });
-    const { id, at } = await started;
-    (events as unknown as { destroy(): void }).destroy();
-    const host = (await docker.getContainer(id).inspect()).Config.Hostname;
-    const deadline = Date.now() + 10_000;
-    while (!probe.seen.has(host) && Date.now() < deadline) await sleep(5);
-    if (probe.seen.has(host)) latencies.push(probe.seen.get(host)! - at);
-    else console.log(`bench: cycle ${i}: ${host} not routed within 10 s`);
-    await lab.scale({ web: 1 });
-    await waitForInstances(`${edge}/web/`, () => running("web"));
+  const routedAfterStart = async (before: Set<string>): Promise<number[]> => {
+    const out: number[] = [];
+    for (const [id, at] of starts.times) {
+      if (before.has(id)) continue;
+      const host = (await docker.getContainer(id).inspect()).Config.Hostname;
+      const deadline = Date.now() + 10_000;
+      while (!probe.seen.has(host) && Date.now() < deadline) await sleep(5);
+      if (probe.seen.has(host)) out.push(probe.seen.get(host)! - at);
+      else console.log(`bench: ${host} not routed within 10 s of its start`);
+    }
+    return out;
+  };
+  for (const [label, gapMs] of [
+    ["lone scale-ups (2 s quiet before each)", 2000],
+    ["scale-ups right after a scale-down", 0],
+  ] as const) {
+    const latencies: number[] = [];
+    for (let i = 0; i < cycles; i++) {
+      await sleep(gapMs);
+      const before = new Set(starts.times.keys());
+      await lab.scale({ web: 2 });
+      await waitForInstances(`${edge}/web/`, () => running("web"));
+      latencies.push(...(await routedAfterStart(before)));
+      await lab.scale({ web: 1 });
+      await waitForInstances(`${edge}/web/`, () => running("web"));
+    }
+    console.log(formatSummary(`container start → first request routed, ${label}`, summarise(latencies)));
   }
-  probe.stop();
-  console.log(
-    formatSummary(
-      `container start → first request routed (${latencies.length}/${cycles} scale-ups)`,
-      summarise(latencies),
-    ),
-  );
+  await sleep(2000);
 
   // 2 + 3. 1→10→1 under steady load; reloads per burst.
   const r0 = await reloads(edge);
   const load = startLoad({ url: `${edge}/web/`, rate, durationMs: 180_000 });
   await sleep(2000);
+  const beforeBurst = new Set(starts.times.keys());
   await lab.scale({ web: 10 });
   await waitForInstances(`${edge}/web/`, () => running("web"));
+  const burst = await routedAfterStart(beforeBurst);
   const r1 = await reloads(edge);
   await sleep(2000);
   await lab.scale({ web: 1 });
@@ -134,7 +158,12 @@ try {
       (result.failed ? ` (${JSON.stringify(result.failures.slice(0, 5))})` : ""),
   );
   console.log(formatSummary("  request latency through the edge", summarise(result.latenciesMs)));
+  console.log(
+    formatSummary("container start → first request routed, the 9 of the 1→10 burst", summarise(burst)),
+  );
   console.log(`reloads: scale 1→10 burst: ${r1 - r0}; scale 10→1 burst: ${r2 - r1}`);
+  probe.stop();
+  starts.stop();
 
   // 4. memory.
   console.log(

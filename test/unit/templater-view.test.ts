@@ -233,3 +233,21 @@ describe("services scaled to zero", () => {
     );
   });
 });
+
+describe("instances that are not routed", () => {
+  it("do not change the view: a critical registration with other tags and meta leaves it byte-identical", () => {
+    const before = buildView(snap([svc("web-1", "web", { Meta: { v: "1" } })]), opts);
+    const after = buildView(
+      snap(
+        [
+          svc("web-1", "web", { Meta: { v: "1" } }),
+          svc("web-2", "web", { Tags: ["http", "canary"], Meta: { v: "2" } }),
+        ],
+        [check("web-2", "critical")],
+      ),
+      opts,
+    );
+    assert.equal(JSON.stringify(after.view), JSON.stringify(before.view));
+    assert.deepEqual(after.catalog.services[0]!.tags, ["canary", "http"], "the status page still sees it");
+  });
+});

@@ -179,10 +179,15 @@ export function buildView(snapshot: CatalogSnapshot, options: ViewOptions): Buil
   for (const name of options.retain ?? []) if (!services.has(name)) services.set(name, []);
   for (const name of [...services.keys()].sort(byText)) {
     const all = services.get(name)!.sort((a, b) => byText(a.id, b.id) || byText(a.node, b.node));
-    const tags = [...new Set(all.flatMap((i) => i.tags))].sort(byText);
-    const meta = commonMeta(all);
-    catalog.push({ name, tags, meta, instances: all });
-    view.push({ name, tags, meta, instances: all.filter((i) => options.statuses.includes(i.status)) });
+    const routed = all.filter((i) => options.statuses.includes(i.status));
+    // Service-level tags and meta come from the instances each list holds: an instance that is
+    // not routed (registered critical, say) must not change what templates see.
+    const summary = (list: InstanceView[]) => ({
+      tags: [...new Set(list.flatMap((i) => i.tags))].sort(byText),
+      meta: commonMeta(list),
+    });
+    catalog.push({ name, ...summary(all), instances: all });
+    view.push({ name, ...summary(routed), instances: routed });
   }
   return {
     view: { services: view },
