@@ -3,11 +3,11 @@
 //  1. container start → first request routed to it, over --cycles lone scale-ups (web 1→2→1
 //     with a quiet gap before each), --cycles scale-ups right after a scale-down, and the 9
 //     new instances of a 1→10 burst;
-//  2. failed requests while web scales 1→10→1 under a steady --rate;
+//  2. failed requests while web scales 1→10→1, --bursts times, under a steady --rate;
 //  3. nginx reloads per scale burst;
 //  4. resident memory of the registrator and the templater.
 //
-//   node bench/lab-scaling.ts [--cycles 50] [--rate 200]
+//   node bench/lab-scaling.ts [--cycles 50] [--rate 200] [--bursts 3]
 
 import http from "node:http";
 import { parseArgs } from "node:util";
@@ -18,10 +18,15 @@ import { startLoad } from "../test/helpers/load.ts";
 import { formatSummary, summarise } from "./lib/stats.ts";
 
 const { values } = parseArgs({
-  options: { cycles: { type: "string", default: "50" }, rate: { type: "string", default: "200" } },
+  options: {
+    cycles: { type: "string", default: "50" },
+    rate: { type: "string", default: "200" },
+    bursts: { type: "string", default: "3" },
+  },
 });
 const cycles = Number(values.cycles);
 const rate = Number(values.rate);
+const bursts = Number(values.bursts);
 const docker = new Docker();
 const lab = new Lab({
   project: `dockside-bench-${process.pid}`,
@@ -138,30 +143,41 @@ try {
   }
   await sleep(2000);
 
-  // 2 + 3. 1→10→1 under steady load; reloads per burst.
-  const r0 = await reloads(edge);
-  const load = startLoad({ url: `${edge}/web/`, rate, durationMs: 180_000 });
+  // 2 + 3. --bursts rounds of 1→10→1 under one steady load; reloads per burst.
+  const load = startLoad({ url: `${edge}/web/`, rate, durationMs: 600_000 });
   await sleep(2000);
-  const beforeBurst = new Set(starts.times.keys());
-  await lab.scale({ web: 10 });
-  await waitForInstances(`${edge}/web/`, () => running("web"));
-  const burst = await routedAfterStart(beforeBurst);
-  const r1 = await reloads(edge);
-  await sleep(2000);
-  await lab.scale({ web: 1 });
-  await waitForInstances(`${edge}/web/`, () => running("web"));
-  await sleep(2000);
-  const r2 = await reloads(edge);
+  const burstLatencies: number[] = [];
+  const upReloads: number[] = [];
+  const downReloads: number[] = [];
+  for (let b = 0; b < bursts; b++) {
+    const r0 = await reloads(edge);
+    const beforeBurst = new Set(starts.times.keys());
+    await lab.scale({ web: 10 });
+    await waitForInstances(`${edge}/web/`, () => running("web"));
+    burstLatencies.push(...(await routedAfterStart(beforeBurst)));
+    const r1 = await reloads(edge);
+    await sleep(2000);
+    await lab.scale({ web: 1 });
+    await waitForInstances(`${edge}/web/`, () => running("web"));
+    await sleep(2000);
+    upReloads.push(r1 - r0);
+    downReloads.push((await reloads(edge)) - r1);
+  }
   const result = await load.stop();
   console.log(
-    `1→10→1 at ${rate} req/s for ${(result.durationMs / 1000).toFixed(1)} s: sent ${result.sent}, ok ${result.ok}, failed ${result.failed}` +
+    `${bursts} × 1→10→1 at ${rate} req/s for ${(result.durationMs / 1000).toFixed(1)} s: sent ${result.sent}, ok ${result.ok}, failed ${result.failed}` +
       (result.failed ? ` (${JSON.stringify(result.failures.slice(0, 5))})` : ""),
   );
   console.log(formatSummary("  request latency through the edge", summarise(result.latenciesMs)));
   console.log(
-    formatSummary("container start → first request routed, the 9 of the 1→10 burst", summarise(burst)),
+    formatSummary(
+      `container start → first request routed, the 9 new of each 1→10 burst`,
+      summarise(burstLatencies),
+    ),
   );
-  console.log(`reloads: scale 1→10 burst: ${r1 - r0}; scale 10→1 burst: ${r2 - r1}`);
+  console.log(
+    `reloads per burst: scale 1→10: ${upReloads.join(", ")}; scale 10→1: ${downReloads.join(", ")}`,
+  );
   probe.stop();
   starts.stop();
 

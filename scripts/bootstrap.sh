@@ -35,10 +35,23 @@ ensure_docker_cli() {
   did "docker cli" "installed docker.io"
 }
 
+# A process that exists and is not a zombie (a daemon killed with -9 can linger as one, and
+# `kill -0` and `pgrep` both still see it).
+pid_alive() {
+  local state
+  state="$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" || return 1
+  [[ -n "$state" && "$state" != Z ]]
+}
+process_running() {
+  local pid
+  for pid in $(pgrep -x "$1"); do pid_alive "$pid" && return 0; done
+  return 1
+}
+
 clear_stale_daemon_state() {
   # A daemon killed abruptly leaves its pid file and containerd's socket behind; either stops dockerd from starting.
-  if [[ -f /var/run/docker.pid ]] && ! kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null; then rm -f /var/run/docker.pid; fi
-  if ! pgrep -x containerd >/dev/null; then
+  if [[ -f /var/run/docker.pid ]] && ! pid_alive "$(cat /var/run/docker.pid)"; then rm -f /var/run/docker.pid; fi
+  if ! process_running containerd; then
     rm -f /run/containerd/containerd.sock /var/run/docker/containerd/containerd.pid /var/run/docker/containerd/containerd.sock
   fi
 }
@@ -50,7 +63,7 @@ ensure_docker_daemon() {
     apt_install docker.io
     did "docker engine" "installed docker.io ($(dockerd --version | cut -d, -f1))"
   fi
-  if ! pgrep -x dockerd >/dev/null; then
+  if ! process_running dockerd; then
     clear_stale_daemon_state
     nohup dockerd --storage-driver=overlay2 --exec-opt native.cgroupdriver=cgroupfs >>"$DOCKERD_LOG" 2>&1 &
   fi
@@ -58,6 +71,11 @@ ensure_docker_daemon() {
     if [[ -S /var/run/docker.sock ]] && docker_answers; then
       did "docker engine" "started dockerd (log: $DOCKERD_LOG)"
       return
+    fi
+    if ! process_running dockerd; then
+      echo "bootstrap: dockerd exited while starting; last lines of $DOCKERD_LOG:" >&2
+      tail -n 20 "$DOCKERD_LOG" >&2 || true
+      exit 1
     fi
     sleep 0.5
   done
