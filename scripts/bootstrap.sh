@@ -123,6 +123,10 @@ ensure_node() {
   # The devDependency "node" (npm package) puts Node 24 at node_modules/.bin/node, first on PATH for npm scripts.
   (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error >/tmp/dockside-npm.log 2>&1) ||
     { tail -n 30 /tmp/dockside-npm.log >&2; echo "bootstrap: npm ci failed" >&2; exit 1; }
+  if [[ ! -x "$local_node" ]] || (( $(node_major "$local_node") < NODE_MAJOR )); then
+    echo "bootstrap: npm ci did not provide Node $NODE_MAJOR at node_modules/.bin/node; the \"node\" package's install script must be allowed (package.json allowScripts)" >&2
+    exit 1
+  fi
   did "node $NODE_MAJOR" "installed project dependencies, node $("$local_node" --version)"
 }
 
