@@ -117,10 +117,7 @@ async function installDebootstrap(): Promise<void> {
 
 async function ensureDebianBase(suite: string): Promise<string> {
   const name = `dockside/debian:${suite}`;
-  if (await imageExists(name)) {
-    step(name, "present");
-    return name;
-  }
+  if (await imageExists(name)) return name;
   await ensureDebootstrap();
   const dir = mkdtempSync(path.join(os.tmpdir(), `dockside-rootfs-${suite}-`));
   try {

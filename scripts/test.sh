@@ -25,4 +25,5 @@ case "$suite" in
   all) files=("test/unit/**/*.test.ts" "test/integration/**/*.test.ts" "test/e2e/**/*.test.ts") ;;
   *) files=("test/$suite/**/*.test.ts") ;;
 esac
-node --test --test-reporter=spec --test-timeout=600000 "${files[@]}"
+# One test file at a time: the Docker tests measure timing and load on a shared engine.
+node --test --test-reporter=spec --test-concurrency=1 --test-timeout=600000 "${files[@]}"
