@@ -49,13 +49,8 @@ async function main(): Promise<void> {
     process.argv.slice(2),
     process.env,
     displayDefaults,
+    checkSettings,
   );
-  try {
-    checkSettings(settings);
-  } catch (err) {
-    process.stderr.write(`templater: ${(err as Error).message}\n`);
-    process.exit(2);
-  }
   // --dry prints renders on stdout, so its logs go to stderr.
   const log: Logger = createLogger({
     service: "templater",

@@ -2,7 +2,7 @@
 // services/templater/README.md documents each of them.
 
 import path from "node:path";
-import { parsers, type Setting, type Values } from "../../../lib/config.ts";
+import { ConfigError, parsers, type Setting, type Values } from "../../../lib/config.ts";
 import { consulSettings } from "../../../lib/consul-client.ts";
 import { levels, type Level } from "../../../lib/log.ts";
 import { healthStatuses, type HealthStatus } from "./core/catalog.ts";
@@ -261,14 +261,20 @@ export const displayDefaults = {
 /** Checks that need several settings at once. Throws with a message naming the flags. */
 export function checkSettings(s: TemplaterSettings): void {
   if (s.mode === "command" && !s.reloadCommand && !s.once && !s.dry) {
-    throw new Error("--mode command needs --reload-command (TEMPLATER_RELOAD_COMMAND)");
-  }
-  if (!s.templates.some((t) => t.dest === path.posix.normalize(s.mainConfig))) {
-    throw new Error(
-      `--main-config ${s.mainConfig} is not the dest of any --template; nginx -t needs the main config among the rendered files`,
+    throw new ConfigError(
+      "--mode command needs --reload-command (TEMPLATER_RELOAD_COMMAND)",
+      "reload-command",
     );
   }
-  if (s.waitMax > 0 && s.waitMax < s.waitMin) throw new Error("--wait-max is shorter than --wait-min");
+  if (!s.templates.some((t) => t.dest === path.posix.normalize(s.mainConfig))) {
+    throw new ConfigError(
+      `--main-config ${s.mainConfig} is not the dest of any --template; nginx -t needs the main config among the rendered files`,
+      "main-config",
+    );
+  }
+  if (s.waitMax > 0 && s.waitMax < s.waitMin) {
+    throw new ConfigError("--wait-max is shorter than --wait-min", "wait-max");
+  }
 }
 
 /** The confirmation URL after resolving `auto`; null when off. */
