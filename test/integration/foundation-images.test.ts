@@ -1,8 +1,11 @@
 // Base images are chosen by detecting the registry, not by a flag: the same code picks
 // upstream images when a registry answers and local stand-ins when none does.
 import assert from "node:assert/strict";
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import os from "node:os";
+import path from "node:path";
 import { describe, it } from "node:test";
 import { execa } from "execa";
 import { chooseBases, probeRegistry } from "../../scripts/images.ts";
@@ -67,5 +70,35 @@ describe("bootstrap", { timeout: 120_000 }, () => {
     assert.equal(r.exitCode, 0, r.stderr);
     assert.match(r.stdout, /nothing to do: everything was already in place/);
     assert.doesNotMatch(r.stdout, /installed|started/);
+  });
+
+  it("without root it installs nothing and names what is missing, with how to get it", async () => {
+    // As root (CI), run it as `nobody`, who also cannot reach the Docker socket; otherwise as this
+    // user, who is not root either. It runs from a world-readable copy, whose project "Node 24"
+    // is a stand-in, so only the host checks are under test.
+    const asRoot = process.getuid?.() === 0;
+    const dir = mkdtempSync(path.join(os.tmpdir(), "dockside-boot-"));
+    try {
+      mkdirSync(path.join(dir, "scripts"));
+      mkdirSync(path.join(dir, "node_modules", ".bin"), { recursive: true });
+      copyFileSync(path.join(repoRoot, "scripts", "bootstrap.sh"), path.join(dir, "scripts", "bootstrap.sh"));
+      writeFileSync(path.join(dir, "node_modules", ".bin", "node"), "#!/bin/sh\necho 24\n", { mode: 0o755 });
+      chmodSync(dir, 0o755);
+      const script = path.join(dir, "scripts", "bootstrap.sh");
+      const r = asRoot
+        ? await execa("runuser", ["-u", "nobody", "--", "bash", script], { cwd: dir, reject: false })
+        : await execa("bash", [script], { cwd: dir, reject: false });
+      assert.match(r.stdout, /not root: will only check, not install/);
+      assert.doesNotMatch(r.stdout, /installed|started dockerd/);
+      if (asRoot) {
+        assert.equal(r.exitCode, 1);
+        assert.match(
+          r.stderr,
+          /missing, and not installed here:\n {2}- a running Docker engine: start Docker Desktop or dockerd/,
+        );
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
