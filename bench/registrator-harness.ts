@@ -57,25 +57,6 @@ export function intFlag(name: string, fallback: number): number {
   return n;
 }
 
-/** Runs `fn` over `items` with at most `limit` at once. */
-export async function mapLimit<T, R>(
-  items: readonly T[],
-  limit: number,
-  fn: (t: T, i: number) => Promise<R>,
-): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        out[i] = await fn(items[i]!, i);
-      }
-    }),
-  );
-  return out;
-}
-
 export async function removeRunContainers(run: string): Promise<number> {
   const list = await docker.listContainers({ all: true, filters: { label: [`${benchLabel}=${run}`] } });
   // One at a time: removing 1,000 containers 8 at a time left endpoints behind in engine 20.10,

@@ -9,6 +9,7 @@
 
 import "./registrator-env.ts";
 import { readFileSync } from "node:fs";
+import { mapLimit } from "../lib/concurrency.ts";
 import { images } from "../test/helpers/images.ts";
 import { docker, testLabel } from "../test/helpers/docker.ts";
 import {
@@ -17,7 +18,6 @@ import {
   benchNetwork,
   fmt,
   intFlag,
-  mapLimit,
   mib,
   runRegistratorImage,
   startBench,

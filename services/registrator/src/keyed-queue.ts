@@ -1,37 +1,7 @@
 // Runs tasks one at a time per key (a container) and at most `limit` at a time
 // overall. A task asked for while an identical one still waits is not queued twice.
 
-export class Semaphore {
-  #free: number;
-  readonly #waiting: (() => void)[] = [];
-
-  constructor(limit: number) {
-    this.#free = limit;
-  }
-
-  async acquire(): Promise<void> {
-    if (this.#free > 0) {
-      this.#free--;
-      return;
-    }
-    await new Promise<void>((resolve) => this.#waiting.push(resolve));
-  }
-
-  release(): void {
-    const next = this.#waiting.shift();
-    if (next) next();
-    else this.#free++;
-  }
-
-  async with<T>(fn: () => Promise<T>): Promise<T> {
-    await this.acquire();
-    try {
-      return await fn();
-    } finally {
-      this.release();
-    }
-  }
-}
+import { Semaphore } from "../../../lib/concurrency.ts";
 
 export class KeyedQueue {
   readonly #tails = new Map<string, Promise<void>>();

@@ -5,7 +5,7 @@
 import http from "node:http";
 import { sleep } from "../../../lib/backoff.ts";
 import type { Logger } from "../../../lib/log.ts";
-import { Semaphore } from "./keyed-queue.ts";
+import { Semaphore } from "../../../lib/concurrency.ts";
 
 export interface ReadyProbeOptions {
   intervalMs: number;

@@ -9,6 +9,7 @@
 //   sync took its snapshot: the event saw fresher facts.
 
 import { Backoff, sleep } from "../../../lib/backoff.ts";
+import { Semaphore } from "../../../lib/concurrency.ts";
 import { describeError, type Logger } from "../../../lib/log.ts";
 import { Reachability } from "../../../lib/state-change.ts";
 import { classifyEvent, signalNumber, type DockerEvent } from "./core/events.ts";
@@ -25,7 +26,7 @@ import {
 } from "./core/types.ts";
 import { CheckMissing, RegistryRejected, type Registry } from "./consul/registry.ts";
 import type { DockerSource } from "./docker/source.ts";
-import { KeyedQueue, Semaphore } from "./keyed-queue.ts";
+import { KeyedQueue } from "./keyed-queue.ts";
 import type { Metrics } from "./metrics.ts";
 import { ReadyProber, type ProbeTarget } from "./ready-probe.ts";
 

@@ -6,6 +6,7 @@
 // instances they are joined with. consul-template instead holds one long poll per service.
 
 import { Backoff, sleep } from "../../../../lib/backoff.ts";
+import { mapLimit } from "../../../../lib/concurrency.ts";
 import type { Logger } from "../../../../lib/log.ts";
 import type { Reachability } from "../../../../lib/state-change.ts";
 import { floorDelay, stepIndex } from "../core/blocking-index.ts";
@@ -28,19 +29,6 @@ export interface WatcherOptions {
   /** Called after every request, for metrics. */
   onRequest?: (endpoint: string, ok: boolean) => void;
   now?: () => number;
-}
-
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
 }
 
 export class ConsulCatalogWatcher {
