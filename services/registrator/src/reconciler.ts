@@ -10,10 +10,10 @@
 
 import { Backoff, sleep } from "../../../lib/backoff.ts";
 import { Semaphore } from "../../../lib/concurrency.ts";
+import { hostPort } from "../../../lib/host-port.ts";
 import { describeError, type Logger } from "../../../lib/log.ts";
 import { Reachability } from "../../../lib/state-change.ts";
 import { classifyEvent, signalNumber, type DockerEvent } from "./core/events.ts";
-import { hostPort } from "./core/health.ts";
 import { containerInstances, type Mapping } from "./core/instances.ts";
 import { afterRegistration, planChanges, resolveClaims, type Op, type Rejected } from "./core/plan.ts";
 import {

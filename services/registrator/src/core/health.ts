@@ -5,6 +5,7 @@
 // (healthy → passing, unhealthy → critical), otherwise passing once the readiness
 // probe got a 2xx, critical before. HTTP and TCP checks are run by Consul itself.
 
+import { hostPort } from "../../../../lib/host-port.ts";
 import type { CheckSpec, DockerHealth, TtlState } from "./types.ts";
 import type { ServiceKeys } from "./service-keys.ts";
 
@@ -40,10 +41,6 @@ export function ttlState(serviceId: string, h: HealthInputs): TtlState {
 /** Keep probing only while nothing else has decided the status. */
 export function wantsReadyProbe(h: HealthInputs): boolean {
   return h.readyPath !== undefined && !h.readyOk && h.health !== "healthy" && h.health !== "unhealthy";
-}
-
-export function hostPort(address: string, port: number): string {
-  return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
 export function checkSpecs(

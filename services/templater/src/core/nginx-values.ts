@@ -120,7 +120,4 @@ export function port(raw: unknown): Verdict<number> {
   return ok(raw);
 }
 
-/** `address:port` as nginx's `server` directive wants it (IPv6 in brackets). */
-export function hostPort(address: string, port: number): string {
-  return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
-}
+export { hostPort } from "../../../../lib/host-port.ts";
