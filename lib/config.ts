@@ -159,18 +159,23 @@ export function settingsHelp(settings: Settings, displayDefaults: Record<string,
   return rows.map(([l, h, d]) => `  ${l!.padEnd(w)}  ${h} (${d})`).join("\n");
 }
 
+export interface LoadOptions<S extends Settings> {
+  argv?: readonly string[];
+  env?: Record<string, string | undefined>;
+  /** Shown by --help instead of a default computed at start-up. */
+  displayDefaults?: Record<string, string>;
+  /** Rules across settings; throws a ConfigError naming the flag to fix. */
+  check?: (values: Values<S>) => void;
+}
+
 /**
  * For `main`: read the settings, print help and exit 0 on --help, print the
- * error and exit 2 on a bad setting. `check` (optional) applies rules that involve
- * several settings; a ConfigError it throws exits 2 the same way.
+ * error and exit 2 on a bad setting.
  */
 export function loadSettingsOrExit<S extends Settings>(
   name: string,
   settings: S,
-  argv: readonly string[] = process.argv.slice(2),
-  env: Record<string, string | undefined> = process.env,
-  displayDefaults: Record<string, string> = {},
-  check?: (values: Values<S>) => void,
+  { argv = process.argv.slice(2), env = process.env, displayDefaults = {}, check }: LoadOptions<S> = {},
 ): Values<S> {
   if (argv.includes("--help") || argv.includes("-h")) {
     process.stdout.write(`usage: ${name} [flags]\n\n${settingsHelp(settings, displayDefaults)}\n`);

@@ -12,7 +12,10 @@ export const consulSettings = {
     env: "CONSUL_HTTP_ADDR",
     default: "127.0.0.1:8500",
     help: "Consul HTTP API address: host:port or http(s)://host:port",
-    parse: parsers.string(),
+    parse: (raw: string) => {
+      parseConsulAddr(raw);
+      return raw;
+    },
   } satisfies Setting<string>,
   consulToken: {
     flag: "consul-token",

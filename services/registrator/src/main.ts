@@ -12,14 +12,10 @@ import { createMetrics } from "./metrics.ts";
 import { startRegistrator, type Registrator } from "./registrator.ts";
 import { checkSettings, displayDefaults, registratorSettings } from "./settings.ts";
 
-const settings = loadSettingsOrExit(
-  "registrator",
-  registratorSettings,
-  process.argv.slice(2),
-  process.env,
+const settings = loadSettingsOrExit("registrator", registratorSettings, {
   displayDefaults,
-  checkSettings,
-);
+  check: checkSettings,
+});
 
 const log = createLogger({ service: "registrator", level: settings.logLevel });
 const shutdown = onShutdown(log);

@@ -3,7 +3,7 @@
 
 import { isIP } from "node:net";
 import { ConfigError, parsers, type Setting, type Values } from "../../../lib/config.ts";
-import { consulSettings, parseConsulAddr } from "../../../lib/consul-client.ts";
+import { consulSettings } from "../../../lib/consul-client.ts";
 import { levels, type Level } from "../../../lib/log.ts";
 import type { AddressMode, LabelSelector } from "./core/types.ts";
 import { isValidTag } from "./core/validate.ts";
@@ -176,14 +176,6 @@ export const displayDefaults = { identity: "the Docker engine ID" };
 
 /** Rules that involve more than one setting; throws a ConfigError naming the flag to fix. */
 export function checkSettings(s: RegistratorSettings): void {
-  try {
-    parseConsulAddr(s.consulAddr, s.consulSsl);
-  } catch (err) {
-    throw new ConfigError(
-      `invalid --consul-addr (CONSUL_HTTP_ADDR): ${(err as Error).message}`,
-      "consul-addr",
-    );
-  }
   if (s.addressMode === "published" && !s.hostIp) {
     throw new ConfigError(
       "--host-ip (REGISTRATOR_HOST_IP) is required with --address-mode published: it is the address clients use to reach published ports",

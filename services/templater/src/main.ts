@@ -43,14 +43,10 @@ function exitStatus(exit: NginxExit): number {
 }
 
 async function main(): Promise<void> {
-  const settings: TemplaterSettings = loadSettingsOrExit(
-    "templater",
-    templaterSettings,
-    process.argv.slice(2),
-    process.env,
+  const settings: TemplaterSettings = loadSettingsOrExit("templater", templaterSettings, {
     displayDefaults,
-    checkSettings,
-  );
+    check: checkSettings,
+  });
   // --dry prints renders on stdout, so its logs go to stderr.
   const log: Logger = createLogger({
     service: "templater",
