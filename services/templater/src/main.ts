@@ -53,7 +53,8 @@ async function main(): Promise<void> {
     level: settings.logLevel,
     write: settings.dry ? (line) => process.stderr.write(line + "\n") : undefined,
   });
-  const metrics = createMetrics();
+  let supervisor: NginxSupervisor | undefined;
+  const metrics = createMetrics({ nginxRunning: () => supervisor?.running ?? false });
   metrics.consulUp.set(0);
 
   const cleanups: (() => Promise<unknown> | unknown)[] = [];
@@ -66,7 +67,6 @@ async function main(): Promise<void> {
   };
 
   // Applying: --dry prints; otherwise a transaction on the output directory.
-  let supervisor: NginxSupervisor | undefined;
   let store: ConfigStore | undefined;
   let applier: Applier;
   const confirmer = generationConfirmer(confirmUrlOf(settings), settings.confirmTimeout);
@@ -95,10 +95,7 @@ async function main(): Promise<void> {
         confirmer,
         confirmTimeoutMs: settings.confirmTimeout,
         log: log.child({ component: "nginx" }),
-        onExit: (exit) => {
-          metrics.nginxUp.set(0);
-          void finish(exitStatus(exit));
-        },
+        onExit: (exit) => void finish(exitStatus(exit)),
       });
       reloader = supervisor;
     }
@@ -239,7 +236,6 @@ async function main(): Promise<void> {
     if (check.ok) {
       log.info("starting nginx with the last applied config", { generation: store.liveId });
       await supervisor.reload(store.liveId).catch((err: Error) => log.warn("nginx start failed", { err }));
-      if (supervisor.running) metrics.nginxUp.set(1);
     } else {
       log.warn("the last applied config no longer passes nginx -t; waiting for a new render", {
         output: check.output,
@@ -247,9 +243,6 @@ async function main(): Promise<void> {
     }
   }
 
-  metrics.nginxUp.set(supervisor?.running ? 1 : 0);
-  const watchNginx = setInterval(() => metrics.nginxUp.set(supervisor?.running ? 1 : 0), 1000);
-  watchNginx.unref();
   log.info("templater running", {
     mode: settings.dry ? "dry" : settings.mode,
     consul: endpoint.url,

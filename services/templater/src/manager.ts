@@ -56,8 +56,6 @@ export class Manager {
   #rerun = false;
   #loggedRejects = new Set<string>();
   #liveView: View | undefined;
-  /** The generation nginx serves (confirmed), once this process has applied or matched one. */
-  #liveId: string | null = null;
   #liveSince: string | null = null;
   #lastError: { at: string; stage: string; message: string } | null = null;
   #firstSnapshot: () => void = () => {};
@@ -242,7 +240,6 @@ export class Manager {
         metrics.renders.inc({ result: "unchanged" });
         metrics.lastSuccess.set(now.getTime() / 1000);
         this.#liveView = built.view;
-        this.#liveId = generation.id;
         this.#lastError = null;
         log.debug("render identical to the live config; nothing written, no reload", {
           generation: generation.id,
@@ -254,7 +251,6 @@ export class Manager {
         metrics.lastSuccess.set(now.getTime() / 1000);
         if (since !== undefined) metrics.changeToLiveSeconds.observe((Date.now() - since) / 1000);
         this.#liveView = built.view;
-        this.#liveId = generation.id;
         this.#liveSince = now.toISOString();
         this.#lastError = null;
         log.info(outcome.result === "dry" ? "render printed" : "config applied", {
@@ -301,8 +297,7 @@ export class Manager {
     return {
       catalog: this.#built?.catalog,
       liveView: this.#liveView,
-      // Before this process applied anything, the live generation is the one found on disk.
-      liveId: this.#liveId ?? this.#o.applier.liveId,
+      liveId: this.#o.applier.liveId,
       liveSince: this.#liveSince,
       rejects: this.#built?.rejects ?? [],
       templates: this.#templates.map((t) => ({

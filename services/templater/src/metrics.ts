@@ -5,7 +5,12 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 const fast = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 const slow = [0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2, 5, 10];
 
-export function createMetrics() {
+export interface MetricsOptions {
+  /** Exec mode: whether the supervised nginx runs, read at each scrape. */
+  nginxRunning?: () => boolean;
+}
+
+export function createMetrics(opts: MetricsOptions = {}) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "templater_" });
   const r = [registry];
@@ -111,6 +116,9 @@ export function createMetrics() {
       name: "templater_nginx_up",
       help: "Exec mode: 1 while the supervised nginx runs",
       registers: r,
+      collect() {
+        this.set(opts.nginxRunning?.() ? 1 : 0);
+      },
     }),
   };
 }

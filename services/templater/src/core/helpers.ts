@@ -52,7 +52,7 @@ function tagsOf(obj: unknown): string[] {
 function safeLiteral(value: unknown, helper: string): string {
   if (typeof value === "number" && Number.isFinite(value)) return String(value);
   if (typeof value !== "string") throw new Error(`${helper}: value is not text`);
-  if (/^"(?:[^"\\]|\\.)*"$/.test(value) && nv.quotable(value.slice(1, -1))) return value; // already quoted by the view
+  if (nv.isQuoted(value) && nv.quotable(value.slice(1, -1))) return value; // quoted by the view
   const v = nv.literal(value, nv.limits.metaValue);
   if (!v.ok) throw new Error(`${helper}: ${v.reason}`);
   return v.value;
@@ -136,7 +136,7 @@ const helpers: Record<string, Helper> = {
   /** `{{quote value}}` → an nginx double-quoted string. */
   quote: (...args) => {
     const value = split(args).params[0];
-    if (typeof value === "string" && /^"(?:[^"\\]|\\.)*"$/.test(value)) return value; // the view quoted it already
+    if (typeof value === "string" && nv.isQuoted(value)) return value; // the view quoted it already
     return nv.quote(String(value ?? ""));
   },
 

@@ -64,6 +64,11 @@ export function quotable(raw: string): boolean {
   return !UNQUOTABLE.test(raw) && raw.isWellFormed();
 }
 
+/** Whether `raw` has the form of one nginx double-quoted string (as the view quotes tags and meta). */
+export function isQuoted(raw: string): boolean {
+  return /^"(?:[^"\\]|\\.)*"$/.test(raw);
+}
+
 /** `raw` as an nginx double-quoted string: `"` and `\` escaped. Throws for what cannot be quoted. */
 export function quote(raw: string): string {
   if (!quotable(raw)) throw new Error(`${describeValue(raw)} holds a control character or '$'`);
