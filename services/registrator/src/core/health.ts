@@ -67,21 +67,16 @@ export function checkSpecs(
       deregisterAfterMs,
     });
   }
-  if (keys.checkHttp !== undefined) {
+  for (const [scheme, path] of [
+    ["http", keys.checkHttp],
+    ["https", keys.checkHttps],
+  ] as const) {
+    if (path === undefined) continue;
     checks.push({
-      id: `service:${serviceId}:http`,
-      name: `HTTP GET ${keys.checkHttp}`,
+      id: `service:${serviceId}:${scheme}`,
+      name: `${scheme.toUpperCase()} GET ${path}`,
       kind: "http",
-      target: `http://${hostPort(address, port)}${keys.checkHttp}`,
-      ...timed,
-    });
-  }
-  if (keys.checkHttps !== undefined) {
-    checks.push({
-      id: `service:${serviceId}:https`,
-      name: `HTTPS GET ${keys.checkHttps}`,
-      kind: "http",
-      target: `https://${hostPort(address, port)}${keys.checkHttps}`,
+      target: `${scheme}://${hostPort(address, port)}${path}`,
       ...timed,
     });
   }

@@ -106,6 +106,24 @@ function limitMeta(meta: Record<string, string>, problems: Problem[]): Record<st
   return Object.fromEntries(keys.slice(0, maxUserMeta).map((k) => [k, meta[k]!]));
 }
 
+/**
+ * SERVICE_<port>_ID as given; SERVICE_ID as given for a single port, with the port added
+ * when the container has several; otherwise `<container name>:<port>` (`:udp` for UDP).
+ */
+function instanceId(
+  container: string,
+  portId: string | undefined,
+  generalId: string | undefined,
+  isGroup: boolean,
+  port: number,
+  proto: Proto,
+): string {
+  if (portId !== undefined) return portId;
+  const udp = proto === "udp" ? ":udp" : "";
+  if (generalId !== undefined) return isGroup ? `${generalId}:${port}${udp}` : generalId;
+  return `${container}:${port}${udp}`;
+}
+
 function dedupe(problems: Problem[]): Problem[] {
   const seen = new Set<string>();
   return problems.filter((p) => !seen.has(p.message) && seen.add(p.message));
@@ -180,15 +198,7 @@ export function containerInstances(
       problems.push({ effect: "skipped", message: at.skip });
       continue;
     }
-    const udp = proto === "udp" ? ":udp" : "";
-    const id =
-      own?.id !== undefined
-        ? own.id
-        : keys.id !== undefined
-          ? isGroup
-            ? `${keys.id}:${port}${udp}`
-            : keys.id
-          : `${c.name}:${port}${udp}`;
+    const id = instanceId(c.name, own?.id, keys.id, isGroup, port, proto);
     if (!isValidId(id)) {
       problems.push({
         effect: "skipped",

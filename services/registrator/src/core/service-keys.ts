@@ -49,21 +49,7 @@ export const limits = {
   pathLength: 1024,
 };
 
-type Known =
-  | "name"
-  | "id"
-  | "tags"
-  | "ignore"
-  | "network"
-  | "ready_http"
-  | "check_http"
-  | "check_https"
-  | "check_tcp"
-  | "check_interval"
-  | "check_timeout"
-  | "check_deregister_after";
-
-const knownKeys: readonly Known[] = [
+const knownKeys = [
   "name",
   "id",
   "tags",
@@ -76,7 +62,8 @@ const knownKeys: readonly Known[] = [
   "check_interval",
   "check_timeout",
   "check_deregister_after",
-];
+] as const;
+type Known = (typeof knownKeys)[number];
 
 /** gliderlabs/registrator check kinds this registrator deliberately does not run. */
 const unsupportedChecks = new Set([
