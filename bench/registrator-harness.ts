@@ -202,19 +202,6 @@ export async function runRegistratorImage(
   };
 }
 
-export function percentiles(values: number[]): {
-  n: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  max: number;
-} {
-  const s = [...values].sort((a, b) => a - b);
-  const at = (q: number) => s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)] ?? NaN;
-  return { n: s.length, p50: at(0.5), p90: at(0.9), p99: at(0.99), max: s[s.length - 1] ?? NaN };
-}
-
 export const fmt = (ms: number) => `${ms.toFixed(1)} ms`;
-export const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 /** Wall-clock time with sub-millisecond resolution, comparable to Docker's timeNano. */
 export const wallMs = () => performance.timeOrigin + performance.now();

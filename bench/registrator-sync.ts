@@ -18,11 +18,11 @@ import {
   benchNetwork,
   fmt,
   intFlag,
-  mib,
   runRegistratorImage,
   startBench,
   wallMs,
 } from "./registrator-harness.ts";
+import { mib } from "./lib/stats.ts";
 
 const service = "bench-sync";
 const reserveBytes = 3 * 1024 ** 3;

@@ -3,6 +3,7 @@
 // edge's "config applied" log lines, percentiles. Everything started is removed at the end.
 
 import http from "node:http";
+import { summarise } from "./lib/stats.ts";
 import { startConsul, type ConsulHandle } from "../test/helpers/consul.ts";
 import { createNetwork, type TestNetwork } from "../test/helpers/docker.ts";
 import { startEdge, type EdgeHandle, type EdgeOptions } from "../test/helpers/edge.ts";
@@ -143,15 +144,10 @@ export async function appliedLines(edge: EdgeHandle): Promise<AppliedLine[]> {
   return (await edge.logLines()).filter((l) => l.msg === "config applied") as unknown as AppliedLine[];
 }
 
-export function percentile(values: number[], p: number): number {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
 export function summary(values: number[], unit = "ms"): string {
   const f = (v: number) => (Number.isInteger(v) ? String(v) : v.toFixed(1));
-  return `p50 ${f(percentile(values, 50))} ${unit}, p99 ${f(percentile(values, 99))} ${unit}, max ${f(Math.max(...values))} ${unit} (n=${values.length})`;
+  const s = summarise(values);
+  return `p50 ${f(s.p50)} ${unit}, p99 ${f(s.p99)} ${unit}, max ${f(s.max)} ${unit} (n=${s.n})`;
 }
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+export { sleep } from "../lib/backoff.ts";

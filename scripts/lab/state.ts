@@ -2,6 +2,7 @@
 // carry SERVICE_* labels), Consul (health of those services) and nginx (the upstreams
 // the templater reports nginx is using now).
 
+import { aggregateStatus } from "../../services/templater/src/core/catalog.ts";
 import type { Lab } from "./compose.ts";
 import type { ConsulInstance, DockerInstance } from "./status.ts";
 
@@ -9,12 +10,6 @@ interface HealthEntry {
   Service: { ID: string; Service: string; Address: string; Port: number };
   Node: { Address: string };
   Checks: { Status: string }[];
-}
-
-function worst(checks: { Status: string }[]): ConsulInstance["status"] {
-  if (checks.some((c) => c.Status === "critical")) return "critical";
-  if (checks.some((c) => c.Status === "warning")) return "warning";
-  return "passing";
 }
 
 async function getJson<T>(url: string): Promise<T> {
@@ -43,7 +38,7 @@ export async function readLabState(lab: Lab, consulUrl: string, edgeUrl: string)
         id: e.Service.ID,
         address: e.Service.Address || e.Node.Address,
         port: e.Service.Port,
-        status: worst(e.Checks),
+        status: aggregateStatus(e.Checks.map((c) => c.Status)),
       });
     }
   }

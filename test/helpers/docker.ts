@@ -55,3 +55,27 @@ export async function containerIp(id: string, network: string): Promise<string> 
   if (!ip) throw new Error(`container ${id.slice(0, 12)} has no address on ${network}`);
   return ip;
 }
+
+/**
+ * Splits a non-TTY container's log or exec output, where Docker frames each chunk with an
+ * 8-byte header naming its stream; `all` keeps both streams in the order they were written.
+ */
+export function demux(buf: Buffer): { stdout: string; stderr: string; all: string } {
+  const parts: Record<"1" | "2" | "all", Buffer[]> = { 1: [], 2: [], all: [] };
+  for (let i = 0; i + 8 <= buf.length;) {
+    const size = buf.readUInt32BE(i + 4);
+    const chunk = buf.subarray(i + 8, i + 8 + size);
+    parts[buf[i] === 2 ? 2 : 1].push(chunk);
+    parts.all.push(chunk);
+    i += 8 + size;
+  }
+  const text = (b: Buffer[]) => Buffer.concat(b).toString("utf8");
+  return { stdout: text(parts[1]), stderr: text(parts[2]), all: text(parts.all) };
+}
+
+/** Everything a container (without a TTY) has logged so far. */
+export async function containerLogs(
+  container: Docker.Container,
+): Promise<{ stdout: string; stderr: string; all: string }> {
+  return demux((await container.logs({ stdout: true, stderr: true, follow: false })) as unknown as Buffer);
+}

@@ -6,7 +6,16 @@ import { chmodSync, copyFileSync, mkdtempSync, readdirSync, rmSync } from "node:
 import os from "node:os";
 import path from "node:path";
 import type Docker from "dockerode";
-import { docker, removeContainer, requireDocker, testLabel, uniqueName, type TestNetwork } from "./docker.ts";
+import {
+  containerLogs,
+  demux,
+  docker,
+  removeContainer,
+  requireDocker,
+  testLabel,
+  uniqueName,
+  type TestNetwork,
+} from "./docker.ts";
 import { images, repoRoot } from "./images.ts";
 import { parseMetrics, sampleValue, type Sample } from "./prometheus.ts";
 import type { Scope } from "./scope.ts";
@@ -64,22 +73,6 @@ export interface EdgeStatus {
   dropped: { service: string; field: string; value: string; reason: string }[];
   templates: { source: string; dest: string; error: string | null }[];
   lastError: { stage: string; message: string } | null;
-}
-
-/** Splits `docker logs` output (not a TTY) into stdout and stderr. */
-export function demux(buf: Buffer): { stdout: string; stderr: string } {
-  const parts: Record<number, Buffer[]> = { 1: [], 2: [] };
-  let i = 0;
-  while (i + 8 <= buf.length) {
-    const stream = buf[i]!;
-    const size = buf.readUInt32BE(i + 4);
-    parts[stream === 2 ? 2 : 1]!.push(buf.subarray(i + 8, i + 8 + size));
-    i += 8 + size;
-  }
-  return {
-    stdout: Buffer.concat(parts[1]!).toString("utf8"),
-    stderr: Buffer.concat(parts[2]!).toString("utf8"),
-  };
 }
 
 /** A host directory holding copies of deploy/nginx/templates/*.hbs, readable by the edge's user. */
@@ -145,11 +138,7 @@ function handle(container: Docker.Container, name: string, url: string, opsUrl: 
       const out = demux(Buffer.concat(chunks));
       return { exitCode: (await e.inspect()).ExitCode ?? -1, output: out.stdout + out.stderr };
     },
-    async logs() {
-      return demux(
-        (await container.logs({ stdout: true, stderr: true, follow: false })) as unknown as Buffer,
-      );
-    },
+    logs: () => containerLogs(container),
     async logLines() {
       const { stdout, stderr } = await h.logs();
       return (stdout + "\n" + stderr)
@@ -228,9 +217,7 @@ export async function runEdge(scope: Scope, opts: EdgeOptions, timeoutMs = 60_00
       timer = setTimeout(() => reject(new Error(`edge run did not exit within ${timeoutMs} ms`)), timeoutMs);
     }),
   ]).finally(() => clearTimeout(timer))) as { StatusCode: number };
-  const out = demux(
-    (await container.logs({ stdout: true, stderr: true, follow: false })) as unknown as Buffer,
-  );
+  const { stdout, stderr } = await containerLogs(container);
   await removeContainer(container.id);
-  return { exitCode: result.StatusCode, ...out };
+  return { exitCode: result.StatusCode, stdout, stderr };
 }

@@ -6,6 +6,7 @@ import type Docker from "dockerode";
 import { startConsul, type ConsulHandle } from "../helpers/consul.ts";
 import {
   containerIp,
+  containerLogs,
   createNetwork,
   docker,
   removeContainer,
@@ -20,17 +21,7 @@ import { testScope } from "../helpers/scope.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { createWorkload } from "../helpers/workload.ts";
 
-/** stdout and stderr of a container without a TTY: Docker frames each chunk with an 8-byte header. */
-async function logsOf(c: Docker.Container): Promise<string> {
-  const buf = (await c.logs({ stdout: true, stderr: true, follow: false })) as unknown as Buffer;
-  const parts: Buffer[] = [];
-  for (let at = 0; at + 8 <= buf.length;) {
-    const size = buf.readUInt32BE(at + 4);
-    parts.push(buf.subarray(at + 8, at + 8 + size));
-    at += 8 + size;
-  }
-  return Buffer.concat(parts).toString("utf8");
-}
+const logsOf = async (c: Docker.Container) => (await containerLogs(c)).all;
 
 describe("registrator image", { timeout: 120_000 }, () => {
   const scope = testScope();
