@@ -29,4 +29,4 @@ export async function waitFor<T>(
   }
 }
 
-export const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+export { sleep as delay } from "../../lib/backoff.ts";
