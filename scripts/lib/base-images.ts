@@ -83,10 +83,15 @@ export const imageVariables: Record<keyof ImageSet, string> = {
   demo: "DOCKSIDE_DEMO_IMAGE",
 };
 
+/**
+ * The project's own images. DOCKSIDE_IMAGE_TAG (default `dev`) lets several checkouts on one
+ * engine build and test side by side without overwriting each other's images.
+ */
+export const serviceTag = process.env.DOCKSIDE_IMAGE_TAG || "dev";
 export const serviceImages = {
-  registrator: "dockside/registrator:dev",
-  edge: "dockside/edge:dev",
-  demo: "dockside/demo-node:dev",
+  registrator: `dockside/registrator:${serviceTag}`,
+  edge: `dockside/edge:${serviceTag}`,
+  demo: `dockside/demo-node:${serviceTag}`,
 };
 
 export function formatEnvFile(set: ImageSet, header: string[]): string {
