@@ -30,7 +30,7 @@ const bursts = Number(values.bursts);
 const docker = new Docker();
 const lab = new Lab({
   project: `dockside-bench-${process.pid}`,
-  env: { DOCKSIDE_HTTP_PORT: "0", DOCKSIDE_CONSUL_PORT: "0" },
+  env: { DOCKSIDE_HTTP_PORT: "0", DOCKSIDE_CONSUL_PORT: "0", DOCKSIDE_OPS_PORT: "0" },
 });
 
 let tornDown = false;
@@ -87,9 +87,9 @@ function watchStarts() {
   return { times, stop: () => stream?.destroy() };
 }
 
-/** Reload count from the templater's metrics, read through the edge. */
-async function reloads(edge: string): Promise<number> {
-  const text = await (await fetch(`${edge}/_dockside/metrics`)).text();
+/** Reload count from the templater's metrics, on the edge's ops listener. */
+async function reloads(ops: string): Promise<number> {
+  const text = await (await fetch(`${ops}/metrics`)).text();
   const line = text.split("\n").find((l) => /^templater_reloads_total(\{[^}]*\})?\s/.test(l));
   return line ? Number(line.split(/\s+/).pop()) : NaN;
 }
@@ -107,6 +107,7 @@ try {
   console.log(`bench: bringing up project ${lab.project}`);
   await lab.up({ web: 1, api: 1 });
   const edge = `http://${await lab.port("edge", 8080)}`;
+  const ops = `http://${await lab.port("edge", 9102)}`;
   await waitForInstances(`${edge}/web/`, () => running("web"));
 
   // 1. start → first routed request, for lone scale-ups (a quiet gap before each, longer than the
@@ -150,18 +151,18 @@ try {
   const upReloads: number[] = [];
   const downReloads: number[] = [];
   for (let b = 0; b < bursts; b++) {
-    const r0 = await reloads(edge);
+    const r0 = await reloads(ops);
     const beforeBurst = new Set(starts.times.keys());
     await lab.scale({ web: 10 });
     await waitForInstances(`${edge}/web/`, () => running("web"));
     burstLatencies.push(...(await routedAfterStart(beforeBurst)));
-    const r1 = await reloads(edge);
+    const r1 = await reloads(ops);
     await sleep(2000);
     await lab.scale({ web: 1 });
     await waitForInstances(`${edge}/web/`, () => running("web"));
     await sleep(2000);
     upReloads.push(r1 - r0);
-    downReloads.push((await reloads(edge)) - r1);
+    downReloads.push((await reloads(ops)) - r1);
   }
   const result = await load.stop();
   console.log(

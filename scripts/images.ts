@@ -19,6 +19,7 @@ import {
   rmSync,
   writeFileSync,
 } from "node:fs";
+import { createHash } from "node:crypto";
 import os from "node:os";
 import path from "node:path";
 import { execa } from "execa";
@@ -26,6 +27,9 @@ import { allServices, buildService } from "./build.ts";
 import {
   baseRoles,
   chooseBase,
+  edgeBase,
+  edgeBaseFrom,
+  edgeBaseImage,
   formatEnvFile,
   localImages,
   localSuites,
@@ -214,11 +218,44 @@ export async function provideBases(): Promise<Record<BaseRole, BaseChoice>> {
   return Object.fromEntries(provided.map((c) => [c.role, c])) as Record<BaseRole, BaseChoice>;
 }
 
+/** The edge's base, built from Debian packages (see edgeBase in lib/base-images.ts). */
+export async function provideEdgeBase(bases: Record<BaseRole, BaseChoice>): Promise<string> {
+  const dockerfile = path.join(root, edgeBase.dockerfile);
+  const name = edgeBaseImage(readFileSync(dockerfile, "utf8"), (t) =>
+    createHash("sha256").update(t).digest("hex"),
+  );
+  if (await imageExists(name)) {
+    step(name, "present");
+    return name;
+  }
+  const from = edgeBaseFrom(bases.nginx);
+  if (from === edgeBase.localFrom) await ensureDebianBase(edgeBase.suite);
+  else if (!(await imageExists(from))) {
+    await runLogged(["pull", from], path.join(logDir, "pull-edge-base.log"), { timeoutMs: 5 * 60_000 });
+  }
+  const context = mkdtempSync(path.join(os.tmpdir(), "dockside-edge-base-"));
+  try {
+    await timed(
+      name,
+      () =>
+        runLogged(
+          ["build", "-f", dockerfile, "--build-arg", `DEBIAN_IMAGE=${from}`, "-t", name, context],
+          path.join(logDir, "base-edge.log"),
+          { timeoutMs: 15 * 60_000 },
+        ),
+      () => `built from ${from}`,
+    );
+  } finally {
+    rmSync(context, { recursive: true, force: true });
+  }
+  return name;
+}
+
 interface ServiceImage {
   service: string;
   image: string;
   dockerfile: string;
-  args: (bases: Record<BaseRole, BaseChoice>) => Record<string, string>;
+  args: (bases: Record<BaseRole, BaseChoice>, edge: string) => Record<string, string>;
 }
 
 const serviceBuilds: ServiceImage[] = [
@@ -238,11 +275,12 @@ const serviceBuilds: ServiceImage[] = [
     service: "templater",
     image: serviceImages.edge,
     dockerfile: "services/templater/Dockerfile",
-    args: (b) => ({ NODE_IMAGE: b.node.image, NGINX_IMAGE: b.nginx.image }),
+    args: (b, edge) => ({ NODE_IMAGE: b.node.image, EDGE_BASE_IMAGE: edge }),
   },
 ];
 
 async function buildServiceImages(bases: Record<BaseRole, BaseChoice>, only?: string[]): Promise<void> {
+  const edge = !only || only.includes("templater") ? await provideEdgeBase(bases) : "";
   const wanted = (service: string) => !only || only.includes(service);
   for (const name of allServices().filter(wanted)) {
     await timed(
@@ -253,7 +291,7 @@ async function buildServiceImages(bases: Record<BaseRole, BaseChoice>, only?: st
   }
   // One at a time: the legacy builder on two cores gains nothing from running them together.
   for (const s of serviceBuilds.filter((b) => wanted(b.service))) {
-    const args = Object.entries(s.args(bases)).flatMap(([k, v]) => ["--build-arg", `${k}=${v}`]);
+    const args = Object.entries(s.args(bases, edge)).flatMap(([k, v]) => ["--build-arg", `${k}=${v}`]);
     await timed(
       s.image,
       () =>

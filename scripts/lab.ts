@@ -12,7 +12,9 @@ const routedServices = ["web", "api"];
 async function urls() {
   const edge = await lab.port("edge", 8080);
   const consul = await lab.port("consul", 8500);
+  const ops = await lab.port("edge", 9102);
   return {
+    ops: `http://${ops.replace("127.0.0.1", "localhost")}`,
     edge: `http://${edge.replace("127.0.0.1", "localhost")}`,
     consul: `http://${consul.replace("127.0.0.1", "localhost")}`,
   };
@@ -25,7 +27,7 @@ The lab is up.
   web, by path:      ${u.edge}/web/
   api, by path:      ${u.edge}/api/
   web, by host:      curl -H 'Host: web.localhost' ${u.edge}/
-  status page:       ${u.edge}/_dockside/
+  status page:       ${u.ops}/   (the edge's ops listener, on 127.0.0.1 only)
   Consul UI:         ${u.consul}/ui/
 Scale:   npm run lab scale web=6       (or: docker compose -f deploy/compose.yml up -d --scale web=6)
 Check:   npm run lab status
@@ -76,7 +78,7 @@ try {
     }
     case "status": {
       const u = await urls();
-      const state = await readLabState(lab, u.consul, u.edge);
+      const state = await readLabState(lab, u.consul, u.ops);
       const services = joinStatus(state.docker, state.consul, state.nginx);
       console.log(formatStatus(services));
       process.exitCode = services.every((s) => s.ok) ? 0 : 1;

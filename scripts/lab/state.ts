@@ -18,7 +18,7 @@ async function getJson<T>(url: string): Promise<T> {
   return (await res.json()) as T;
 }
 
-export async function readLabState(lab: Lab, consulUrl: string, edgeUrl: string) {
+export async function readLabState(lab: Lab, consulUrl: string, opsUrl: string) {
   const docker: DockerInstance[] = (await lab.containers())
     .filter(
       (c) =>
@@ -42,13 +42,13 @@ export async function readLabState(lab: Lab, consulUrl: string, edgeUrl: string)
       });
     }
   }
-  return { docker, consul, nginx: await routedByNginx(edgeUrl) };
+  return { docker, consul, nginx: await routedByNginx(opsUrl) };
 }
 
-/** service → "ip:port" set nginx is using now, from the templater's status (through the edge). */
-export async function routedByNginx(edgeUrl: string): Promise<Map<string, Set<string>>> {
+/** service → "ip:port" set nginx is using now, from the templater's status (its ops listener). */
+export async function routedByNginx(opsUrl: string): Promise<Map<string, Set<string>>> {
   const status = await getJson<{ services?: { name: string; upstream: string[] }[] }>(
-    `${edgeUrl}/_dockside/status`,
+    `${opsUrl}/status`,
   );
   return new Map((status.services ?? []).map((s) => [s.name, new Set(s.upstream)]));
 }

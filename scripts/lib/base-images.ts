@@ -62,6 +62,29 @@ export function chooseBase(role: BaseRole, upstreamPresent: boolean, registry: R
   };
 }
 
+/**
+ * The edge's base (nginx >= 1.27.4 with its Lua module, and tini): no upstream image carries
+ * both, so it is always built, from deploy/images/edge.Dockerfile, FROM an upstream Debian
+ * image where a registry answers and from the local debootstrap image otherwise. Its tag holds
+ * a hash of the Dockerfile, so a changed recipe never reuses a stale image on a shared engine.
+ */
+export const edgeBase = {
+  dockerfile: "deploy/images/edge.Dockerfile",
+  repository: "dockside/base-edge",
+  suite: "trixie",
+  upstreamFrom: "debian:trixie",
+  localFrom: "dockside/debian:trixie",
+} as const;
+
+export function edgeBaseImage(dockerfileText: string, hash: (text: string) => string): string {
+  return `${edgeBase.repository}:sid-${hash(dockerfileText).slice(0, 8)}`;
+}
+
+/** FROM for the edge base: the same decision as the nginx role's (upstream or local). */
+export function edgeBaseFrom(nginx: BaseChoice): string {
+  return nginx.source === "local" ? edgeBase.localFrom : edgeBase.upstreamFrom;
+}
+
 /** The names compose and the tests read, as the lines of deploy/.env. */
 export interface ImageSet {
   node: string;

@@ -11,9 +11,10 @@ import { waitFor, delay } from "../helpers/wait.ts";
 
 const lab = new Lab({
   project: uniqueName("dockside-test-e2e"),
-  env: { DOCKSIDE_HTTP_PORT: "0", DOCKSIDE_CONSUL_PORT: "0" },
+  env: { DOCKSIDE_HTTP_PORT: "0", DOCKSIDE_CONSUL_PORT: "0", DOCKSIDE_OPS_PORT: "0" },
 });
 let edge: string;
+let ops: string;
 let consulUrl: string;
 
 const running = async (service: string) => (await lab.running(service)).map((c) => c.hostname);
@@ -31,6 +32,7 @@ describe("the lab, end to end", { timeout: 900_000 }, () => {
     await requireDocker();
     await lab.up();
     edge = `http://${await lab.port("edge", 8080)}`;
+    ops = `http://${await lab.port("edge", 9102)}`;
     consulUrl = `http://${await lab.port("consul", 8500)}`;
   });
   after(() => lab.down(), { timeout: 120_000 });
@@ -112,12 +114,12 @@ describe("the lab, end to end", { timeout: 900_000 }, () => {
     await routed("web");
     const victim = (await lab.running("web"))[0]!;
     const address = `${victim.ip}:3000`;
-    assert.ok((await routedByNginx(edge)).get("web")?.has(address), "victim is routed before the kill");
+    assert.ok((await routedByNginx(ops)).get("web")?.has(address), "victim is routed before the kill");
     const load = startLoad({ url: `${edge}/web/`, rate: 100, durationMs: 60_000 });
     await delay(1000);
     const killedAt = Date.now();
     await docker.getContainer(victim.id).kill();
-    await waitFor(async () => !(await routedByNginx(edge)).get("web")?.has(address), {
+    await waitFor(async () => !(await routedByNginx(ops)).get("web")?.has(address), {
       what: "the killed instance to leave nginx's upstreams",
       timeoutMs: 5000,
       intervalMs: 20,

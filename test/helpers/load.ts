@@ -16,6 +16,8 @@ export interface LoadOptions {
   /** Per-request timeout; default 5 s. */
   timeoutMs?: number;
   headers?: Record<string, string>;
+  /** Every n-th request is a POST with a small JSON body (nginx never retries a POST); default none. */
+  postEvery?: number;
 }
 
 export interface LoadFailure {
@@ -64,13 +66,18 @@ export function startLoad(opts: LoadOptions): Load {
     new Promise<void>((resolve) => {
       const t0 = performance.now();
       result.sent++;
-      const req = http.get(
+      const post = opts.postEvery !== undefined && result.sent % opts.postEvery === 0;
+      const body = post ? JSON.stringify({ n: result.sent }) : undefined;
+      const req = http.request(
         {
+          method: post ? "POST" : "GET",
           host: url.hostname,
           port: url.port,
           path: url.pathname + url.search,
           agent,
-          headers: opts.headers,
+          headers: post
+            ? { ...opts.headers, "content-type": "application/json", "content-length": Buffer.byteLength(body!) }
+            : opts.headers,
           timeout: opts.timeoutMs ?? 5000,
         },
         (res) => {
@@ -84,7 +91,7 @@ export function startLoad(opts: LoadOptions): Load {
             if (status >= 200 && status < 300) {
               result.ok++;
               result.latenciesMs.push(performance.now() - t0);
-            } else fail(`HTTP ${status}`);
+            } else fail(`${post ? "POST" : "GET"} HTTP ${status}`);
             resolve();
           });
           res.on("error", (err) => {
@@ -95,9 +102,10 @@ export function startLoad(opts: LoadOptions): Load {
       );
       req.on("timeout", () => req.destroy(new Error("timeout")));
       req.on("error", (err) => {
-        fail(`request: ${(err as NodeJS.ErrnoException).code ?? err.message}`);
+        fail(`${post ? "POST" : "GET"} request: ${(err as NodeJS.ErrnoException).code ?? err.message}`);
         resolve();
       });
+      req.end(body);
     });
 
   // Paced by elapsed time, not by timer ticks, so a late tick sends what is due.

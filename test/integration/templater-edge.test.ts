@@ -125,7 +125,8 @@ describe("edge: templater + nginx against Consul", { timeout: 300_000 }, () => {
       network,
       templatesDir: templates,
       outputDir: output,
-      args: ["--confirm-timeout", "3s"],
+      // Reload mode: instances are server lines in the rendered config (dynamic mode: templater-dynamic.test.ts).
+      args: ["--confirm-timeout", "3s", "--upstreams", "reload"],
     });
     const dump = process.env.DOCKSIDE_TEST_DEBUG;
     // DOCKSIDE_TEST_DEBUG=<file>: nginx logs at notice level, and the edge's logs written to <file>
@@ -304,7 +305,7 @@ describe("edge: templater + nginx against Consul", { timeout: 300_000 }, () => {
     // the template prints a meta value where nginx wants a time: Consul decides what nginx reads
     await withServicesTemplate(
       (good) =>
-        good.replace(
+        good.replaceAll(
           "        proxy_pass http://{{upstream this}}/;",
           '        proxy_pass http://{{upstream this}}/;\n        proxy_connect_timeout {{meta this "timeout" "500ms"}};',
         ),
@@ -385,14 +386,17 @@ describe("edge: templater + nginx against Consul", { timeout: 300_000 }, () => {
     });
   });
 
-  it("shows its status page, health and metrics through nginx's own port", async () => {
-    const html = await get(edge.url, "/_dockside/");
+  it("shows its status page, health and metrics on the ops listener only, never on nginx's public port", async () => {
+    for (const p of ["/_dockside/", "/_dockside/status", "/_dockside/metrics", "/_dockside/health"]) {
+      assert.equal((await get(edge.url, p)).status, 404, `${p} on the public port`);
+    }
+    const html = await get(edge.opsUrl, "/");
     assert.equal(html.status, 200);
     assert.match(html.body, /<h2>web<\/h2>/);
-    const status = JSON.parse((await get(edge.url, "/_dockside/status")).body);
+    const status = JSON.parse((await get(edge.opsUrl, "/status")).body);
     assert.equal(status.nginx.generation, await edge.generation());
-    assert.equal((await get(edge.url, "/_dockside/health")).status, 200);
-    const metrics = (await get(edge.url, "/_dockside/metrics")).body;
+    assert.equal((await get(edge.opsUrl, "/health")).status, 200);
+    const metrics = (await get(edge.opsUrl, "/metrics")).body;
     for (const m of [
       "templater_renders_total",
       "templater_reloads_total",

@@ -12,6 +12,8 @@ import { json, startOpsServer, type OpsServer } from "../../../lib/ops-server.ts
 import { onShutdown } from "../../../lib/shutdown.ts";
 import { Reachability } from "../../../lib/state-change.ts";
 import { ConfigStore } from "./apply/config-store.ts";
+import { controlClient } from "./apply/control-client.ts";
+import { DataPlane, pushingReloader } from "./apply/data-plane.ts";
 import {
   commandReloader,
   generationConfirmer,
@@ -28,6 +30,7 @@ import { createMetrics } from "./metrics.ts";
 import {
   checkSettings,
   confirmUrlOf,
+  controlUrlOf,
   displayDefaults,
   templaterSettings,
   type TemplaterSettings,
@@ -66,9 +69,31 @@ async function main(): Promise<void> {
     process.exit(code);
   };
 
+  // Dynamic upstreams: instance sets go to nginx's control listener, not into the config.
+  const dynamic = settings.upstreams === "dynamic";
+  const control = dynamic && !settings.dry ? controlClient(controlUrlOf(settings)) : undefined;
+  const dataPlane = control
+    ? new DataPlane({
+        client: control,
+        log: log.child({ component: "sets" }),
+        isReady: () => (supervisor ? supervisor.running : true),
+        onPush: (outcome, since) => {
+          metrics.pushes.inc({ result: outcome.result });
+          metrics.pushSeconds.observe(outcome.ms / 1000);
+          if (outcome.result === "pushed") {
+            metrics.setsVersion.set(outcome.version ?? 0);
+            if (since !== undefined) metrics.instanceChangeToLiveSeconds.observe((Date.now() - since) / 1000);
+          }
+        },
+      })
+    : undefined;
+  if (control) cleanups.push(() => control.close());
+  if (dataPlane) cleanups.push(() => dataPlane.stop());
+
   // Applying: --dry prints; otherwise a transaction on the output directory.
   let store: ConfigStore | undefined;
   let applier: Applier;
+  let startReloader: Reloader | undefined;
   const confirmer = generationConfirmer(confirmUrlOf(settings), settings.confirmTimeout);
   if (settings.dry) {
     applier = new DryRun((text) => process.stdout.write(text));
@@ -99,6 +124,10 @@ async function main(): Promise<void> {
       });
       reloader = supervisor;
     }
+    if (dataPlane && reloader !== noReload) {
+      reloader = pushingReloader(reloader, dataPlane, () => (supervisor ? supervisor.running : true));
+    }
+    startReloader = reloader;
     applier = new Transaction({
       store,
       validator: nginxValidator(settings.nginxBin),
@@ -118,7 +147,11 @@ async function main(): Promise<void> {
       opsPort: settings.opsPort,
       hostDomain: settings.hostDomain,
       routeTag: settings.routeTag,
+      dynamic,
+      controlPort: settings.controlPort,
+      luaPath: settings.luaPath,
     },
+    dataPlane,
     wait: { minMs: settings.waitMin, maxMs: settings.waitMax },
     forgetAfterMs: settings.forgetAfter,
     metrics,
@@ -235,7 +268,7 @@ async function main(): Promise<void> {
     const check = await nginxValidator(settings.nginxBin).validate(store.liveMainPath);
     if (check.ok) {
       log.info("starting nginx with the last applied config", { generation: store.liveId });
-      await supervisor.reload(store.liveId).catch((err: Error) => log.warn("nginx start failed", { err }));
+      await (startReloader ?? supervisor).reload(store.liveId).catch((err: Error) => log.warn("nginx start failed", { err }));
     } else {
       log.warn("the last applied config no longer passes nginx -t; waiting for a new render", {
         output: check.output,

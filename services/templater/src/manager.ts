@@ -4,6 +4,7 @@
 
 import type { Logger } from "../../../lib/log.ts";
 import { sleep } from "../../../lib/backoff.ts";
+import type { DataPlane } from "./apply/data-plane.ts";
 import type { Applier, ApplyOutcome } from "./apply/transaction.ts";
 import type { CatalogSnapshot } from "./core/catalog.ts";
 import { Quiescence } from "./core/quiescence.ts";
@@ -18,6 +19,7 @@ import {
   type TemplateSpec,
 } from "./core/render.ts";
 import type { ManagerState } from "./core/status.ts";
+import { instanceSets, routesOnly } from "./core/instance-sets.ts";
 import { RememberedServices } from "./core/remembered.ts";
 import { buildView, type BuiltView, type Reject, type View, type ViewOptions } from "./core/view.ts";
 import type { Metrics } from "./metrics.ts";
@@ -33,6 +35,12 @@ export interface ManagerOptions {
   wait: { minMs: number; maxMs: number };
   metrics: Metrics;
   log: Logger;
+  /**
+   * Dynamic upstreams: templates are rendered with the instance lists left out (a change of
+   * instances alone cannot change the render, so it never reloads), and the instance sets go
+   * to nginx through the data plane, at once.
+   */
+  dataPlane?: DataPlane;
 }
 
 export type RunOutcome = ApplyOutcome | { result: "render-failed"; message: string } | { result: "no-data" };
@@ -147,14 +155,35 @@ export class Manager {
     metrics.services.set({ state: "empty" }, services.filter((s) => s.instances.length === 0).length);
     metrics.instances.set(services.reduce((n, s) => n + s.instances.length, 0));
     metrics.droppedValues.set(built.rejects.length);
-    const key = JSON.stringify(built.view);
+    const plane = this.#o.dataPlane;
+    const key = JSON.stringify(plane ? routesOnly(built.view.services) : built.view);
     const first = this.#built === undefined;
     this.#built = built;
+    if (plane) {
+      const { sets, badWeights } = instanceSets(built.view);
+      this.#logBadWeights(badWeights);
+      plane.update(sets, snapshot.observedAt);
+    }
     if (!first && key === this.#viewKey) return;
     this.#viewKey = key;
     this.#pendingSince ??= snapshot.observedAt;
     if (first) this.#firstSnapshot();
     this.#quiescence.change();
+  }
+
+  #loggedWeights = new Set<string>();
+
+  #logBadWeights(bad: readonly { service: string; instance: string; reason: string }[]): void {
+    const keys = new Set(bad.map((b) => `${b.service}\u0000${b.instance}\u0000${b.reason}`));
+    for (const b of bad) {
+      if (this.#loggedWeights.has(`${b.service}\u0000${b.instance}\u0000${b.reason}`)) continue;
+      this.#o.log.warn("instance weight not usable; weight 1 is used", {
+        consulService: b.service,
+        instance: b.instance,
+        reason: b.reason,
+      });
+    }
+    this.#loggedWeights = keys;
   }
 
   #logRejects(rejects: readonly Reject[]): void {
@@ -217,7 +246,11 @@ export class Manager {
       if (missing) throw missing.error ?? new TemplateError(missing.spec.source, undefined, "not loaded");
       const files = renderAll(
         this.#templates.map((t) => t.good!),
-        { services: built.view.services, edge: this.#o.edge, generation: generationPlaceholder },
+        {
+          services: this.#o.dataPlane ? routesOnly(built.view.services) : built.view.services,
+          edge: this.#o.edge,
+          generation: generationPlaceholder,
+        },
       );
       generation = seal(files);
     } catch (err) {
@@ -306,6 +339,7 @@ export class Manager {
         error: t.error ? t.error.message : null,
       })),
       lastError: this.#lastError,
+      ...(this.#o.dataPlane ? { liveSets: this.#o.dataPlane.live } : {}),
     };
   }
 }

@@ -112,6 +112,29 @@ export function createMetrics(opts: MetricsOptions = {}) {
       help: "Templates that currently fail to compile (their last good version stays in use)",
       registers: r,
     }),
+    pushes: new Counter({
+      name: "templater_set_pushes_total",
+      help: "Dynamic mode: pushes of instance sets to nginx's control listener, by result (pushed: confirmed by reading the version back)",
+      labelNames: ["result"] as const,
+      registers: r,
+    }),
+    pushSeconds: new Histogram({
+      name: "templater_set_push_duration_seconds",
+      help: "Dynamic mode: one push of instance sets, confirmation included",
+      buckets: fast,
+      registers: r,
+    }),
+    setsVersion: new Gauge({
+      name: "templater_set_version",
+      help: "Dynamic mode: version of the instance sets nginx confirmed last",
+      registers: r,
+    }),
+    instanceChangeToLiveSeconds: new Histogram({
+      name: "templater_instance_change_to_live_seconds",
+      help: "Dynamic mode: from the Consul answer that carried an instance change to nginx confirming the pushed set",
+      buckets: fast,
+      registers: r,
+    }),
     nginxUp: new Gauge({
       name: "templater_nginx_up",
       help: "Exec mode: 1 while the supervised nginx runs",

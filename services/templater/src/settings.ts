@@ -11,6 +11,9 @@ import type { TemplateSpec } from "./core/render.ts";
 export const modes = ["exec", "command"] as const;
 export type Mode = (typeof modes)[number];
 
+export const upstreamModes = ["dynamic", "reload"] as const;
+export type UpstreamMode = (typeof upstreamModes)[number];
+
 /** `source:dest` pairs; dest is relative to a generation and may not leave it. */
 export function parseTemplatePairs(raw: string): TemplateSpec[] {
   const specs = parsers
@@ -149,6 +152,34 @@ export const templaterSettings = {
     help: "exec: run nginx as a child and reload it with SIGHUP; command: run --reload-command",
     parse: parsers.oneOf(modes),
   } satisfies Setting<Mode>,
+  upstreams: {
+    flag: "upstreams",
+    env: "TEMPLATER_UPSTREAMS",
+    default: "dynamic" as UpstreamMode,
+    help: "dynamic: instance sets pushed into nginx shared memory (Lua balancer), reload only when routes change; reload: server lines in the config, every change reloads (stock nginx without Lua)",
+    parse: parsers.oneOf(upstreamModes),
+  } satisfies Setting<UpstreamMode>,
+  controlPort: {
+    flag: "control-port",
+    env: "TEMPLATER_CONTROL_PORT",
+    default: 9103,
+    help: "dynamic: port of nginx's control listener on 127.0.0.1 (instance pushes; never public)",
+    parse: parsers.int({ min: 1, max: 65535 }),
+  } satisfies Setting<number>,
+  controlUrl: {
+    flag: "control-url",
+    env: "TEMPLATER_CONTROL_URL",
+    default: "auto",
+    help: "dynamic: where the templater reaches nginx's control listener; auto: http://127.0.0.1:<control-port>",
+    parse: parseConfirmUrl,
+  } satisfies Setting<string>,
+  luaPath: {
+    flag: "lua-path",
+    env: "TEMPLATER_LUA_PATH",
+    default: "/etc/dockside/lua",
+    help: "dynamic: directory holding dockside's Lua modules (passed to templates as edge.luaPath)",
+    parse: parsers.string(),
+  } satisfies Setting<string>,
   nginxBin: {
     flag: "nginx-bin",
     env: "TEMPLATER_NGINX_BIN",
@@ -275,6 +306,11 @@ export function checkSettings(s: TemplaterSettings): void {
   if (s.waitMax > 0 && s.waitMax < s.waitMin) {
     throw new ConfigError("--wait-max is shorter than --wait-min", "wait-max");
   }
+}
+
+/** Where the control listener is reached (dynamic mode). */
+export function controlUrlOf(s: TemplaterSettings): string {
+  return s.controlUrl === "auto" || s.controlUrl === "off" ? `http://127.0.0.1:${s.controlPort}` : s.controlUrl;
 }
 
 /** The confirmation URL after resolving `auto`; null when off. */

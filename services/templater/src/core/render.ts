@@ -13,6 +13,9 @@ export interface TemplateSpec {
   dest: string;
 }
 
+/** A service as templates see it; dynamic mode leaves `instances` out. */
+export type RouteService = Omit<ServiceView, "instances"> & { instances?: ServiceView["instances"] };
+
 export interface EdgeContext {
   /** Port nginx listens on. */
   listenPort: number;
@@ -21,10 +24,16 @@ export interface EdgeContext {
   /** Routes by host are `<service>.<hostDomain>`. */
   hostDomain: string;
   routeTag: string;
+  /** Dynamic upstreams (Lua balancer, instance sets pushed): templates list routes only. */
+  dynamic?: boolean;
+  /** Dynamic mode: port of nginx's control listener on 127.0.0.1. */
+  controlPort?: number;
+  /** Dynamic mode: directory holding dockside's Lua modules. */
+  luaPath?: string;
 }
 
 export interface RenderContext {
-  services: ServiceView[];
+  services: readonly RouteService[];
   edge: EdgeContext;
   /** The generation id of this render (filled in by `seal`). */
   generation: string;

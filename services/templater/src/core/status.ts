@@ -1,6 +1,7 @@
 // The status page, as data and as HTML: services → instances (every status, from Consul) →
 // the upstream servers of the generation nginx serves now. Pure.
 
+import type { InstanceSets } from "./instance-sets.ts";
 import { hostPort } from "./nginx-values.ts";
 import type { Reject, View } from "./view.ts";
 
@@ -15,6 +16,15 @@ export interface ManagerState {
   rejects: readonly Reject[];
   templates: readonly { source: string; dest: string; error: string | null }[];
   lastError: { at: string; stage: string; message: string } | null;
+  /** Dynamic mode: the instance sets nginx confirmed last (what it routes to now) and their version. */
+  liveSets?: { sets: InstanceSets; version: number | null };
+}
+
+/** Per-instance figures counted in nginx (dynamic mode), by `upstream endpoint`. */
+export interface LiveFigures {
+  requests: number;
+  non2xx: number;
+  upstreamSeconds: number;
 }
 
 export interface StatusInput extends ManagerState {
@@ -22,6 +32,7 @@ export interface StatusInput extends ManagerState {
   consul: { address: string; up: boolean };
   nginx: { running: boolean | null };
   hostDomain: string;
+  figures?: ReadonlyMap<string, LiveFigures>;
 }
 
 export interface ServiceStatus {
@@ -36,13 +47,21 @@ export interface ServiceStatus {
     status: string;
     /** Whether nginx sends traffic to it now. */
     live: boolean;
+    weight?: number;
+    /** Dynamic mode: counted by nginx since it started. */
+    figures?: LiveFigures;
   }[];
 }
 
 export interface Status {
   mode: string;
   consul: { address: string; up: boolean };
-  nginx: { running: boolean | null; generation: string | null; since: string | null };
+  nginx: {
+    running: boolean | null;
+    generation: string | null;
+    since: string | null;
+    setVersion?: number | null;
+  };
   services: ServiceStatus[];
   dropped: readonly Reject[];
   templates: StatusInput["templates"];
@@ -54,8 +73,13 @@ export function buildStatus(input: StatusInput): Status {
   const now = new Map((input.catalog?.services ?? []).map((s) => [s.name, s]));
   const names = [...new Set([...live.keys(), ...now.keys()])].sort();
   const services = names.map((name): ServiceStatus => {
-    const upstream = (live.get(name)?.instances ?? []).map((i) => hostPort(i.address, i.port));
+    const peers = input.liveSets?.sets.get(`svc_${name}`);
+    const upstream = peers
+      ? peers.map((p) => p.endpoint)
+      : (live.get(name)?.instances ?? []).map((i) => hostPort(i.address, i.port));
     const liveIds = new Set((live.get(name)?.instances ?? []).map((i) => `${i.node}/${i.id}`));
+    const isLive = (i: { node: string; id: string; address: string; port: number }) =>
+      peers ? upstream.includes(hostPort(i.address, i.port)) : liveIds.has(`${i.node}/${i.id}`);
     return {
       name,
       routes: { path: `/${name}/`, host: input.hostDomain ? `${name}.${input.hostDomain}` : name },
@@ -65,14 +89,21 @@ export function buildStatus(input: StatusInput): Status {
         node: i.node,
         endpoint: hostPort(i.address, i.port),
         status: i.status,
-        live: liveIds.has(`${i.node}/${i.id}`),
+        live: isLive(i),
+        weight: peers?.find((p) => p.endpoint === hostPort(i.address, i.port))?.weight,
+        figures: input.figures?.get(`svc_${name} ${hostPort(i.address, i.port)}`),
       })),
     };
   });
   return {
     mode: input.mode,
     consul: input.consul,
-    nginx: { running: input.nginx.running, generation: input.liveId, since: input.liveSince },
+    nginx: {
+      running: input.nginx.running,
+      generation: input.liveId,
+      since: input.liveSince,
+      ...(input.liveSets ? { setVersion: input.liveSets.version } : {}),
+    },
     services,
     dropped: input.rejects,
     templates: input.templates,

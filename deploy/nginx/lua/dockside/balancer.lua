@@ -1,0 +1,119 @@
+-- dockside: the request side of dynamic upstreams. Every worker, old (after a reload) or new,
+-- reads the same instance sets from the shared dict `dockside_sets`, so a pushed change is seen
+-- by all of them at once, without a reload.
+--   access(name)   503 + Retry-After when the upstream has no instance
+--   balance(name)  balancer_by_lua: smooth weighted round-robin; a retry (nginx retries only
+--                  idempotent requests) goes to a peer not tried yet, and a peer that failed is
+--                  skipped by every worker for a short while
+--   log()          log_by_lua: per-instance requests, non-2xx and upstream time (dict `dockside_stats`)
+
+local balancer = require("ngx.balancer")
+local sets = require("dockside.sets")
+
+local M = {}
+
+local shared = ngx.shared.dockside_sets
+local stats = ngx.shared.dockside_stats
+local down_for = 2 -- seconds a failed peer is skipped
+local cache = {} -- per worker: name -> { v = version, peers = { ... } }
+
+local function current(name)
+  local v = shared:get("v:" .. name)
+  if not v then return nil end
+  local c = cache[name]
+  if c and c.v == v then return c end
+  local stored = shared:get("s:" .. name)
+  if not stored then return nil end
+  local peers = sets.decode(stored)
+  -- keep the round-robin position of peers that stay
+  local old = {}
+  if c then for _, p in ipairs(c.peers) do old[p.key] = p end end
+  for _, p in ipairs(peers) do
+    local o = old[p.key]
+    p.cw = (o and o.weight == p.weight) and o.cw or 0
+  end
+  c = { v = v, peers = peers }
+  cache[name] = c
+  return c
+end
+
+function M.access(name)
+  local c = current(name)
+  if c and #c.peers > 0 then return end
+  ngx.status = 503
+  ngx.header["Retry-After"] = "1"
+  ngx.header["Content-Type"] = "application/json"
+  ngx.say('{"error":"no healthy instance","service":"', name:sub(5), '"}')
+  return ngx.exit(503)
+end
+
+local function pick(peers, tried, skip_down)
+  local best, total = nil, 0
+  for i = 1, #peers do
+    local p = peers[i]
+    if not tried[p.key] and not (skip_down and shared:get("d:" .. p.key)) then
+      p.cw = p.cw + p.weight
+      total = total + p.weight
+      if not best or p.cw > best.cw then best = p end
+    end
+  end
+  if best then best.cw = best.cw - total end
+  return best
+end
+
+function M.balance(name)
+  local ctx = ngx.ctx
+  local c = current(name)
+  if not c or #c.peers == 0 then return ngx.exit(503) end
+  local tried = ctx.dockside_tried
+  if not tried then
+    tried = {}
+    ctx.dockside_tried = tried
+    local more = math.min(#c.peers - 1, 2)
+    if more > 0 then balancer.set_more_tries(more) end
+  else
+    local state = balancer.get_last_failure()
+    if state == "failed" and ctx.dockside_last then
+      shared:set("d:" .. ctx.dockside_last, true, down_for)
+    end
+  end
+  local p = pick(c.peers, tried, true) or pick(c.peers, tried, false)
+  if not p then return ngx.exit(502) end
+  tried[p.key] = true
+  ctx.dockside_last = p.key
+  local ok, err = balancer.set_current_peer(p.host, p.port)
+  if not ok then
+    ngx.log(ngx.ERR, "dockside: cannot use peer ", p.key, ": ", err)
+    return ngx.exit(500)
+  end
+end
+
+local function add(key, n)
+  local _, err = stats:incr(key, n, 0)
+  if err then ngx.log(ngx.WARN, "dockside stats: ", err) end
+end
+
+-- $upstream_addr / $upstream_status / $upstream_response_time list every try: "a, b" (", " between
+-- tries; " : " between internal redirects).
+function M.log()
+  local addrs = ngx.var.upstream_addr
+  if not addrs then return end
+  local name = ngx.var.proxy_host or "-"
+  local codes, times = {}, {}
+  for s in (ngx.var.upstream_status or ""):gmatch("[^,:%s]+") do codes[#codes + 1] = s end
+  for t in (ngx.var.upstream_response_time or ""):gmatch("[^,:%s]+") do times[#times + 1] = t end
+  local i = 0
+  for addr in addrs:gmatch("[^,%s]+") do
+    i = i + 1
+    if addr ~= ":" then
+      local key = name .. " " .. addr
+      add("r " .. key, 1)
+      local code = tonumber(codes[i])
+      if not code or code < 200 or code > 299 then add("e " .. key, 1) end
+      local t = tonumber(times[i])
+      if t then add("t " .. key, t) end
+    end
+  end
+end
+
+return M

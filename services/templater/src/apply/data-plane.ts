@@ -1,0 +1,155 @@
+// The apply side of dynamic upstreams: keeps nginx's instance sets equal to the desired ones.
+// Instance changes are pushed at once (only the sets that changed); a full push follows every
+// nginx start or reload (PushingReloader). Pushes are serialised, versioned and confirmed by
+// reading the version back; a failed push is retried with backoff until it succeeds or a newer
+// desired state replaces it.
+
+import { Backoff } from "../../../../lib/backoff.ts";
+import type { Logger } from "../../../../lib/log.ts";
+import { changedNames, pushBodies, type InstanceSets } from "../core/instance-sets.ts";
+import type { ControlClient } from "./control-client.ts";
+import type { Reloader } from "./nginx.ts";
+
+export interface PushOutcome {
+  result: "pushed" | "failed";
+  names: number;
+  version?: number;
+  ms: number;
+  message?: string;
+}
+
+export interface DataPlaneOptions {
+  client: ControlClient;
+  log: Logger;
+  /** Called after every push attempt (the one place that records outcomes and metrics). */
+  onPush: (outcome: PushOutcome, since: number | undefined) => void;
+  retry?: { initialMs: number; maxMs: number };
+  /** Whether nginx runs (before it does, sets are only remembered; its start pushes them all). */
+  isReady?: () => boolean;
+}
+
+export class DataPlane {
+  readonly #o: DataPlaneOptions;
+  readonly #backoff: Backoff;
+  #desired: InstanceSets = new Map();
+  #pushed: InstanceSets = new Map();
+  #desiredSince: number | undefined;
+  #nextVersion: number | undefined;
+  #chain: Promise<unknown> = Promise.resolve();
+  #queued = false;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #lastError: string | null = null;
+  #liveVersion: number | null = null;
+  #stopped = false;
+
+  constructor(options: DataPlaneOptions) {
+    this.#o = options;
+    this.#backoff = new Backoff(options.retry ?? { initialMs: 100, maxMs: 5000 });
+  }
+
+  /** The sets nginx confirmed last, and their version. */
+  get live(): { sets: InstanceSets; version: number | null } {
+    return { sets: this.#pushed, version: this.#liveVersion };
+  }
+
+  get desired(): InstanceSets {
+    return this.#desired;
+  }
+
+  /** The last push error, null once a push succeeded. */
+  get lastError(): string | null {
+    return this.#lastError;
+  }
+
+  /** New desired sets: the ones that changed are pushed at once (coalesced while a push runs). */
+  update(sets: InstanceSets, since?: number): void {
+    this.#desired = sets;
+    this.#desiredSince ??= since;
+    if (this.#queued || !(this.#o.isReady?.() ?? true)) return;
+    this.#queued = true;
+    void this.#exclusive(async () => {
+      this.#queued = false;
+      const names = changedNames(this.#pushed, this.#desired);
+      if (names.length === 0) {
+        this.#desiredSince = undefined;
+        return;
+      }
+      await this.#push(names).catch(() => this.#scheduleRetry());
+    });
+  }
+
+  /** Pushes every set (after nginx started or reloaded: its dict may be empty). Throws on failure. */
+  pushAll(): Promise<void> {
+    return this.#exclusive(() => this.#push([...this.#desired.keys()]));
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    clearTimeout(this.#retryTimer);
+  }
+
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#chain.then(fn, fn);
+    this.#chain = run.catch(() => {});
+    return run;
+  }
+
+  #scheduleRetry(): void {
+    if (this.#retryTimer || this.#stopped) return;
+    const delay = this.#backoff.next();
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      if (!(this.#o.isReady?.() ?? true)) return this.#scheduleRetry();
+      void this.#exclusive(async () => {
+        const names = changedNames(this.#pushed, this.#desired);
+        await this.#push(names.length ? names : [...this.#desired.keys()]).catch(() => this.#scheduleRetry());
+      });
+    }, delay);
+    this.#retryTimer.unref();
+  }
+
+  async #push(names: string[]): Promise<void> {
+    const { client, log, onPush } = this.#o;
+    const t0 = performance.now();
+    const sets = this.#desired;
+    const since = this.#desiredSince;
+    try {
+      this.#nextVersion ??= (await client.version()) + 1;
+      const bodies = pushBodies(sets, names, this.#nextVersion);
+      let version = 0;
+      for (const body of bodies) version = await client.push(body);
+      this.#nextVersion = version + 1;
+      const confirmed = await client.version();
+      if (confirmed !== version) throw new Error(`nginx reports set version ${confirmed} after pushing ${version}`);
+      this.#pushed = sets;
+      this.#liveVersion = version;
+      this.#desiredSince = undefined;
+      this.#backoff.reset();
+      if (this.#lastError) log.info("instance sets pushed again after failures", { version });
+      this.#lastError = null;
+      onPush({ result: "pushed", names: names.length, version, ms: performance.now() - t0 }, since);
+    } catch (err) {
+      this.#nextVersion = undefined; // ask nginx again next time
+      const message = (err as Error).message;
+      if (message !== this.#lastError) log.error("instance sets not pushed; retrying", { error: message });
+      this.#lastError = message;
+      onPush({ result: "failed", names: names.length, ms: performance.now() - t0, message }, since);
+      throw new Error(`instance sets not pushed: ${message}`, { cause: err });
+    }
+  }
+}
+
+/**
+ * A reloader for dynamic mode: the sets go in before the reload (so the new config's upstreams
+ * have peers the moment its workers start) and all of them again after it (nginx may have
+ * started fresh, with an empty dict), before the new config counts as applied.
+ */
+export function pushingReloader(inner: Reloader, plane: DataPlane, isRunning: () => boolean): Reloader {
+  return {
+    async reload(generation) {
+      if (isRunning()) await plane.pushAll().catch(() => {});
+      await inner.reload(generation);
+      await plane.pushAll();
+    },
+  };
+}

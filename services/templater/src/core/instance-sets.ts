@@ -1,0 +1,106 @@
+// Instance sets for dynamic upstreams: which peers each upstream has, as data, and the push
+// body that carries them to nginx. Pure. nginx checks every rule here again on its side
+// (deploy/nginx/lua/dockside/sets.lua); the two must agree.
+
+import * as nv from "./nginx-values.ts";
+import type { ServiceView, View } from "./view.ts";
+
+export interface Peer {
+  /** `10.0.0.5:8080` or `[fd00::5]:8080` */
+  endpoint: string;
+  weight: number;
+}
+
+/** Upstream name (`svc_<service>`) → its peers, sorted by endpoint. */
+export type InstanceSets = ReadonlyMap<string, readonly Peer[]>;
+
+export const weightLimits = { min: 1, max: 100, default: 1 } as const;
+/** nginx refuses a push body larger than this (client_max_body_size); bodies are cut below it. */
+export const maxBodyBytes = 48 * 1024;
+/** nginx refuses a set with more peers than this. */
+export const maxPeers = 1000;
+
+/** Consul meta `weight` (from the registrator's SERVICE_WEIGHT): 1–100, default 1. */
+export function weightOf(meta: Readonly<Record<string, string>>): nv.Verdict<number> {
+  const raw = meta.weight;
+  if (raw === undefined) return { ok: true, value: weightLimits.default };
+  if (!/^\d{1,3}$/.test(raw) || Number(raw) < weightLimits.min || Number(raw) > weightLimits.max) {
+    return { ok: false, reason: `weight ${nv.describeValue(raw)} is not a whole number in 1–100` };
+  }
+  return { ok: true, value: Number(raw) };
+}
+
+export function upstreamName(service: string): string {
+  return `svc_${service}`;
+}
+
+export interface SetsResult {
+  sets: InstanceSets;
+  /** Instances whose weight was not usable (they get the default weight). */
+  badWeights: { service: string; instance: string; reason: string }[];
+}
+
+export function instanceSets(view: View): SetsResult {
+  const sets = new Map<string, Peer[]>();
+  const badWeights: SetsResult["badWeights"] = [];
+  for (const s of view.services) {
+    const peers = new Map<string, Peer>();
+    for (const i of s.instances) {
+      const w = weightOf(i.meta);
+      if (!w.ok) badWeights.push({ service: s.name, instance: i.id, reason: w.reason });
+      const endpoint = nv.hostPort(i.address, i.port);
+      // The same address twice (two registrations of one container): one peer, the larger weight.
+      const weight = w.ok ? w.value : weightLimits.default;
+      peers.set(endpoint, { endpoint, weight: Math.max(weight, peers.get(endpoint)?.weight ?? 0) });
+    }
+    const list = [...peers.values()].sort((a, b) => (a.endpoint < b.endpoint ? -1 : 1)).slice(0, maxPeers);
+    sets.set(upstreamName(s.name), list);
+  }
+  return { sets, badWeights };
+}
+
+/** The view with instance lists left out: what templates see in dynamic mode. */
+export function routesOnly(services: readonly ServiceView[]): Omit<ServiceView, "instances">[] {
+  return services.map(({ instances: _instances, ...route }) => route);
+}
+
+/** Names whose peers differ between two sets (new and removed names included). */
+export function changedNames(before: InstanceSets, after: InstanceSets): string[] {
+  const out: string[] = [];
+  for (const [name, peers] of after) {
+    const old = before.get(name);
+    if (!old || old.length !== peers.length || old.some((p, i) => p.endpoint !== peers[i]!.endpoint || p.weight !== peers[i]!.weight)) {
+      out.push(name);
+    }
+  }
+  return out;
+}
+
+export function setLine(name: string, peers: readonly Peer[]): string {
+  return ["set", name, ...peers.map((p) => `${p.endpoint}:${p.weight}`)].join(" ");
+}
+
+/**
+ * Push bodies for `names`, each under maxBodyBytes and each with its own version (nginx
+ * takes only versions above the live one): `firstVersion`, +1, ... The last one is the
+ * version to read back.
+ */
+export function pushBodies(sets: InstanceSets, names: readonly string[], firstVersion: number): string[] {
+  const bodies: string[] = [];
+  let version = firstVersion;
+  let lines: string[] = [];
+  let size = 0;
+  const flush = () => {
+    bodies.push([`version ${version++}`, ...lines].join("\n") + "\n");
+    lines = [];
+    size = 0;
+  };
+  for (const name of names) {
+    const line = setLine(name, sets.get(name) ?? []);
+    if (size + line.length + 32 > maxBodyBytes && lines.length > 0) flush();
+    lines.push(line);
+    size += line.length + 1;
+  }
+  if (lines.length > 0 || bodies.length === 0) flush();
+  return bodies;
+}
