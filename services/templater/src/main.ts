@@ -12,7 +12,7 @@ import { json, startOpsServer, type OpsServer } from "../../../lib/ops-server.ts
 import { onShutdown } from "../../../lib/shutdown.ts";
 import { Reachability } from "../../../lib/state-change.ts";
 import { ConfigStore } from "./apply/config-store.ts";
-import { controlClient } from "./apply/control-client.ts";
+import { controlClient, type ControlClient, type InstanceFigures } from "./apply/control-client.ts";
 import { DataPlane, pushingReloader } from "./apply/data-plane.ts";
 import {
   commandReloader,
@@ -39,6 +39,15 @@ import { consulCatalogApi, maxConsulSockets, nodeReadConcurrency } from "./watch
 import { ConsulCatalogWatcher } from "./watch/consul-watcher.ts";
 import { watchTemplateFiles, type TemplateFileWatcher } from "./watch/template-files.ts";
 
+/** nginx's per-instance figures, read at most every 250 ms (a scrape and a status poll share one read). */
+function cachedFigures(control: ControlClient): () => Promise<InstanceFigures[]> {
+  let last: { at: number; value: Promise<InstanceFigures[]> } | undefined;
+  return () => {
+    if (!last || Date.now() - last.at > 250) last = { at: Date.now(), value: control.figures() };
+    return last.value;
+  };
+}
+
 function exitStatus(exit: NginxExit): number {
   if (exit.code !== null) return exit.code;
   const n = exit.signal ? os.constants.signals[exit.signal as NodeJS.Signals] : undefined;
@@ -57,7 +66,11 @@ async function main(): Promise<void> {
     write: settings.dry ? (line) => process.stderr.write(line + "\n") : undefined,
   });
   let supervisor: NginxSupervisor | undefined;
-  const metrics = createMetrics({ nginxRunning: () => supervisor?.running ?? false });
+  // Dynamic upstreams: instance sets go to nginx's control listener, not into the config.
+  const dynamic = settings.upstreams === "dynamic";
+  const control = dynamic && !settings.dry ? controlClient(controlUrlOf(settings)) : undefined;
+  const figures = control ? cachedFigures(control) : undefined;
+  const metrics = createMetrics({ nginxRunning: () => supervisor?.running ?? false, instanceFigures: figures });
   metrics.consulUp.set(0);
 
   const cleanups: (() => Promise<unknown> | unknown)[] = [];
@@ -69,9 +82,6 @@ async function main(): Promise<void> {
     process.exit(code);
   };
 
-  // Dynamic upstreams: instance sets go to nginx's control listener, not into the config.
-  const dynamic = settings.upstreams === "dynamic";
-  const control = dynamic && !settings.dry ? controlClient(controlUrlOf(settings)) : undefined;
   const dataPlane = control
     ? new DataPlane({
         client: control,
@@ -217,8 +227,11 @@ async function main(): Promise<void> {
 
   let ops: OpsServer | undefined;
   if (settings.opsPort > 0) {
-    const status = () =>
+    const status = async () =>
       buildStatus({
+        figures: figures
+          ? new Map((await figures().catch(() => [])).map((f) => [`${f.upstream} ${f.endpoint}`, f]))
+          : undefined,
         ...manager.state(),
         mode: settings.dry ? "dry" : settings.mode,
         consul: { address: endpoint.url, up: reach.up },
@@ -244,8 +257,8 @@ async function main(): Promise<void> {
         };
       },
       routes: {
-        "/": () => ({ type: "text/html; charset=utf-8", body: renderStatusHtml(status()) }),
-        "/status": () => json(status()),
+        "/": async () => ({ type: "text/html; charset=utf-8", body: renderStatusHtml(await status()) }),
+        "/status": async () => json(await status()),
       },
     });
     cleanups.push(() => ops?.close());

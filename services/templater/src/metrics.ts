@@ -1,6 +1,7 @@
 // The templater's Prometheus metrics, in one registry served on /metrics.
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { InstanceFigures } from "./apply/control-client.ts";
 
 const fast = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 const slow = [0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2, 5, 10];
@@ -8,6 +9,32 @@ const slow = [0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2, 5, 10];
 export interface MetricsOptions {
   /** Exec mode: whether the supervised nginx runs, read at each scrape. */
   nginxRunning?: () => boolean;
+  /** Dynamic mode: per-instance figures counted in nginx, read at each scrape. */
+  instanceFigures?: () => Promise<readonly InstanceFigures[]>;
+}
+
+/** A counter whose values nginx keeps: read at scrape time and copied in. */
+function nginxCounter(
+  name: string,
+  help: string,
+  registers: Registry[],
+  read: (() => Promise<readonly InstanceFigures[]>) | undefined,
+  pick: (f: InstanceFigures) => number,
+) {
+  return new Counter({
+    name,
+    help,
+    labelNames: ["service", "instance"] as const,
+    registers,
+    async collect() {
+      if (!read) return;
+      const figures = await read().catch(() => []);
+      this.reset();
+      for (const f of figures) {
+        this.inc({ service: f.upstream.replace(/^svc_/, ""), instance: f.endpoint }, pick(f));
+      }
+    },
+  });
 }
 
 export function createMetrics(opts: MetricsOptions = {}) {
@@ -135,6 +162,27 @@ export function createMetrics(opts: MetricsOptions = {}) {
       buckets: fast,
       registers: r,
     }),
+    instanceRequests: nginxCounter(
+      "templater_instance_requests_total",
+      "Dynamic mode: requests nginx sent to each instance (every try), counted in nginx since it started",
+      r,
+      opts.instanceFigures,
+      (f) => f.requests,
+    ),
+    instanceNon2xx: nginxCounter(
+      "templater_instance_non2xx_total",
+      "Dynamic mode: tries on each instance that did not answer 2xx (errors and timeouts included)",
+      r,
+      opts.instanceFigures,
+      (f) => f.non2xx,
+    ),
+    instanceUpstreamSeconds: nginxCounter(
+      "templater_instance_upstream_seconds_total",
+      "Dynamic mode: time spent waiting on each instance ($upstream_response_time, summed)",
+      r,
+      opts.instanceFigures,
+      (f) => f.upstreamSeconds,
+    ),
     nginxUp: new Gauge({
       name: "templater_nginx_up",
       help: "Exec mode: 1 while the supervised nginx runs",

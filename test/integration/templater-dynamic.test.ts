@@ -1,0 +1,178 @@
+// Dynamic upstreams (the default): the real edge image (templater + nginx 1.30 with Lua), a real
+// Consul, busybox upstreams. Instance changes are pushed into nginx shared memory without a
+// reload; the control listener refuses hostile bodies and is not reachable from the public port.
+import assert from "node:assert/strict";
+import http from "node:http";
+import { before, describe, it } from "node:test";
+import type Consul from "consul";
+import { startConsul, type ConsulHandle } from "../helpers/consul.ts";
+import { containerIp, createNetwork, type TestNetwork } from "../helpers/docker.ts";
+import { startEdge, type EdgeHandle } from "../helpers/edge.ts";
+import { testScope } from "../helpers/scope.ts";
+import { waitFor } from "../helpers/wait.ts";
+import { createWorkload, type Workload } from "../helpers/workload.ts";
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+function get(base: string, p: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(`${base}${p}`, { agent, headers, timeout: 5000 }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (c: string) => (body += c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: body.trim() }));
+    });
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.on("error", reject);
+  });
+}
+
+describe("edge, dynamic upstreams", { timeout: 300_000 }, () => {
+  const scope = testScope();
+  let network: TestNetwork;
+  let consul: ConsulHandle;
+  let client: Consul;
+  let edge: EdgeHandle;
+  let workloads: Workload[];
+  let ips: string[];
+
+  const register = (id: string, name: string, address: string, meta?: Record<string, string>) =>
+    client.agent.service.register({
+      id,
+      name,
+      address,
+      port: 8080,
+      tags: ["http"],
+      meta,
+      check: { ttl: "600s", status: "passing" } as never,
+    });
+  const upstream = async (name: string) =>
+    (await edge.status()).services.find((s) => s.name === name)?.upstream ?? [];
+  const reloads = () => edge.metric("templater_reloads_total", { result: "ok" });
+  /** A request to the control listener from inside the edge container (it listens on 127.0.0.1 there). */
+  const control = async (method: string, p: string, body?: string) => {
+    const script =
+      `fetch("http://127.0.0.1:9103${p}", { method: ${JSON.stringify(method)}, ` +
+      `body: process.env.BODY === undefined ? undefined : process.env.BODY })` +
+      `.then(async r => console.log(r.status + " " + (await r.text()).trim()), e => console.log("000 " + e.message))`;
+    const r = await edge.exec(
+      body === undefined ? ["node", "-e", script] : ["env", `BODY=${body}`, "node", "-e", script],
+    );
+    const line = r.output.trim().split("\n").pop() ?? "";
+    return { status: Number(line.slice(0, 3)), text: line.slice(4) };
+  };
+
+  before(async () => {
+    network = await createNetwork(scope);
+    consul = await startConsul(scope, { network, alias: "consul" });
+    client = consul.client;
+    workloads = await Promise.all([1, 2, 3].map(() => createWorkload(scope, { network: network.name })));
+    ips = await Promise.all(workloads.map((w) => containerIp(w.id, network.name)));
+    edge = await startEdge(scope, { network, args: ["--confirm-timeout", "3s"] });
+  });
+
+  it("a new service gets a validated reload; its instances coming and going never reload", async () => {
+    const r0 = await reloads();
+    await register("web-1", "web", ips[0]!);
+    await waitFor(async () => (await get(edge.url, "/web/")).status === 200, { what: "/web/ routed" });
+    assert.equal((await get(edge.url, "/web/")).body, workloads[0]!.name);
+    const r1 = await reloads();
+    assert.ok(r1 > r0, "the new route reloaded nginx");
+    const generation = await edge.generation();
+    await register("web-2", "web", ips[1]!);
+    await register("web-3", "web", ips[2]!);
+    await waitFor(async () => (await upstream("web")).length === 3, { what: "3 peers pushed" });
+    const seen = new Set<string>();
+    for (let i = 0; i < 30; i++) seen.add((await get(edge.url, "/web/")).body);
+    assert.deepEqual([...seen].sort(), workloads.map((w) => w.name).sort());
+    await client.agent.service.deregister("web-3");
+    await waitFor(async () => (await upstream("web")).length === 2, { what: "web-3 gone" });
+    for (let i = 0; i < 20; i++) assert.notEqual((await get(edge.url, "/web/")).body, workloads[2]!.name);
+    assert.equal(await reloads(), r1, "no reload for instance changes");
+    assert.equal(await edge.generation(), generation);
+    assert.ok((await edge.metric("templater_set_pushes_total", { result: "pushed" })) >= 2);
+  });
+
+  it("a service with no instance answers 503 with Retry-After, without a reload", async () => {
+    await register("solo-1", "solo", ips[0]!);
+    await waitFor(async () => (await get(edge.url, "/solo/")).status === 200, { what: "/solo/ routed" });
+    const r = await reloads();
+    await client.agent.service.deregister("solo-1");
+    await waitFor(async () => (await get(edge.url, "/solo/")).status === 503, { what: "/solo/ 503" });
+    const res = await fetch(`${edge.url}/solo/`);
+    assert.equal(res.headers.get("retry-after"), "1");
+    assert.match(await res.text(), /no healthy instance/);
+    assert.equal(await reloads(), r);
+  });
+
+  it("weights: over 10,000 requests each instance's share is within ±2 % of its weight share", async () => {
+    await register("heavy-1", "heavy", ips[0]!, { weight: "1" });
+    await register("heavy-2", "heavy", ips[1]!, { weight: "3" });
+    await register("heavy-3", "heavy", ips[2]!, { weight: "6" });
+    await waitFor(async () => (await upstream("heavy")).length === 3, { what: "3 weighted peers" });
+    await waitFor(async () => (await get(edge.url, "/heavy/")).status === 200, { what: "/heavy/ routed" });
+    const counts = new Map<string, number>();
+    const n = 10_000;
+    let sent = 0;
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        while (sent < n) {
+          sent++;
+          const r = await get(edge.url, "/heavy/");
+          assert.equal(r.status, 200);
+          counts.set(r.body, (counts.get(r.body) ?? 0) + 1);
+        }
+      }),
+    );
+    const total = [...counts.values()].reduce((a, b) => a + b, 0);
+    const shares = [1, 3, 6].map((w, i) => ({ w: w / 10, got: (counts.get(workloads[i]!.name) ?? 0) / total }));
+    console.log(`weights 1:3:6 over ${total} requests: ${shares.map((s) => `${(s.got * 100).toFixed(2)} %`).join(", ")}`);
+    for (const s of shares) assert.ok(Math.abs(s.got - s.w) <= 0.02, `share ${s.got} for weight share ${s.w}`);
+  });
+
+  it("a hostile push is refused with a clear 4xx and the live set stays", async () => {
+    await waitFor(async () => (await upstream("web")).length === 2, { what: "web has 2 peers" });
+    const version = Number((await control("GET", "/version")).text);
+    assert.ok(version > 0);
+    const next = version + 1000;
+    const bad: [string, string, RegExp][] = [
+      ["bad IP", `version ${next}\nset svc_web 10.0.0.300:8080:1\n`, /IPv4/],
+      ["port 0", `version ${next}\nset svc_web 10.0.0.3:0:1\n`, /port/],
+      ["port 70000", `version ${next}\nset svc_web 10.0.0.3:70000:1\n`, /port/],
+      ["a ;", `version ${next}\nset svc_web 10.0.0.3:8080:1;\n`, /weight|line 2/],
+      ["a ; in the name", `version ${next}\nset svc_web;evil 10.0.0.3:8080:1\n`, /line 2/],
+      ["weight 0", `version ${next}\nset svc_web 10.0.0.3:8080:0\n`, /weight/],
+      ["an old version", `version 1\nset svc_web 10.0.0.3:8080:1\n`, /not above/],
+      ["no version", `set svc_web 10.0.0.3:8080:1\n`, /version/],
+      ["a hostname", `version ${next}\nset svc_web example.com:8080:1\n`, /IPv4/],
+    ];
+    for (const [what, body, why] of bad) {
+      const r = await control("POST", "/sets", body);
+      assert.ok(r.status >= 400 && r.status < 500, `${what}: ${r.status} ${r.text}`);
+      assert.match(r.text, why, what);
+    }
+    const big = await control("POST", "/sets", `version ${next}\nset svc_web ${"10.0.0.3:8080:1 ".repeat(6500)}\n`);
+    assert.equal(big.status, 413, `100 KB: ${big.status} ${big.text}`);
+    assert.equal(Number((await control("GET", "/version")).text), version, "version unchanged");
+    const seen = new Set<string>();
+    for (let i = 0; i < 20; i++) seen.add((await get(edge.url, "/web/")).body);
+    assert.deepEqual([...seen].sort(), [workloads[0]!.name, workloads[1]!.name].sort(), "the live set stays");
+  });
+
+  it("the control listener is not reachable through the public port", async () => {
+    for (const p of ["/sets", "/version", "/stats", "/_dockside/sets", "/_dockside/status", "/_dockside/metrics"]) {
+      assert.equal((await get(edge.url, p)).status, 404, p);
+    }
+    const post = await fetch(`${edge.url}/sets`, { method: "POST", body: "version 99999999\nset svc_web\n" });
+    assert.equal(post.status, 404);
+    assert.equal((await get(edge.url, "/web/")).status, 200, "the set was not emptied");
+  });
+
+  it("counts requests per instance in nginx, on /metrics and the status page", async () => {
+    for (let i = 0; i < 20; i++) await get(edge.url, "/web/");
+    const status = await edge.status();
+    const web = status.services.find((s) => s.name === "web")!;
+    const counted = web.instances.filter((i) => (i as { figures?: { requests: number } }).figures?.requests);
+    assert.ok(counted.length >= 2, JSON.stringify(web.instances));
+    assert.ok((await edge.metric("templater_instance_requests_total", { service: "web", instance: `${ips[0]}:8080` })) > 0);
+  });
+});
