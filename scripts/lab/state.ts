@@ -47,8 +47,6 @@ export async function readLabState(lab: Lab, consulUrl: string, opsUrl: string) 
 
 /** service → "ip:port" set nginx is using now, from the templater's status (its ops listener). */
 export async function routedByNginx(opsUrl: string): Promise<Map<string, Set<string>>> {
-  const status = await getJson<{ services?: { name: string; upstream: string[] }[] }>(
-    `${opsUrl}/status`,
-  );
+  const status = await getJson<{ services?: { name: string; upstream: string[] }[] }>(`${opsUrl}/status`);
   return new Map((status.services ?? []).map((s) => [s.name, new Set(s.upstream)]));
 }

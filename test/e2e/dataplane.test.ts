@@ -90,7 +90,13 @@ describe("dynamic upstreams in the lab", { timeout: 1_200_000 }, () => {
     const victim = (await lab.running("web"))[0]!;
     const address = `${victim.ip}:3000`;
     assert.ok((await routedByNginx(ops)).get("web")?.has(address), "victim is routed before the kill");
-    const load = startLoad({ url: `${edge}/web/`, rate: 300, connections: 16, postEvery: 3, durationMs: 60_000 });
+    const load = startLoad({
+      url: `${edge}/web/`,
+      rate: 300,
+      connections: 16,
+      postEvery: 3,
+      durationMs: 60_000,
+    });
     await delay(1000);
     // The kill event's own time (Docker's clock, the same host), not when our call returned.
     const events = await docker.getEvents({
@@ -98,7 +104,9 @@ describe("dynamic upstreams in the lab", { timeout: 1_200_000 }, () => {
       since: Math.floor(Date.now() / 1000) - 1,
     });
     const killEvent = new Promise<number>((resolve) =>
-      events.on("data", (c: Buffer) => resolve((JSON.parse(c.toString().split("\n")[0]!) as { timeNano: number }).timeNano / 1e6)),
+      events.on("data", (c: Buffer) =>
+        resolve((JSON.parse(c.toString().split("\n")[0]!) as { timeNano: number }).timeNano / 1e6),
+      ),
     );
     await docker.getContainer(victim.id).kill();
     let leftAt = 0;

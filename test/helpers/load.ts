@@ -76,7 +76,11 @@ export function startLoad(opts: LoadOptions): Load {
           path: url.pathname + url.search,
           agent,
           headers: post
-            ? { ...opts.headers, "content-type": "application/json", "content-length": Buffer.byteLength(body!) }
+            ? {
+                ...opts.headers,
+                "content-type": "application/json",
+                "content-length": Buffer.byteLength(body!),
+              }
             : opts.headers,
           timeout: opts.timeoutMs ?? 5000,
         },

@@ -70,7 +70,10 @@ async function main(): Promise<void> {
   const dynamic = settings.upstreams === "dynamic";
   const control = dynamic && !settings.dry ? controlClient(controlUrlOf(settings)) : undefined;
   const figures = control ? cachedFigures(control) : undefined;
-  const metrics = createMetrics({ nginxRunning: () => supervisor?.running ?? false, instanceFigures: figures });
+  const metrics = createMetrics({
+    nginxRunning: () => supervisor?.running ?? false,
+    instanceFigures: figures,
+  });
   metrics.consulUp.set(0);
 
   const cleanups: (() => Promise<unknown> | unknown)[] = [];
@@ -281,7 +284,9 @@ async function main(): Promise<void> {
     const check = await nginxValidator(settings.nginxBin).validate(store.liveMainPath);
     if (check.ok) {
       log.info("starting nginx with the last applied config", { generation: store.liveId });
-      await (startReloader ?? supervisor).reload(store.liveId).catch((err: Error) => log.warn("nginx start failed", { err }));
+      await (startReloader ?? supervisor)
+        .reload(store.liveId)
+        .catch((err: Error) => log.warn("nginx start failed", { err }));
     } else {
       log.warn("the last applied config no longer passes nginx -t; waiting for a new render", {
         output: check.output,

@@ -310,7 +310,9 @@ export function checkSettings(s: TemplaterSettings): void {
 
 /** Where the control listener is reached (dynamic mode). */
 export function controlUrlOf(s: TemplaterSettings): string {
-  return s.controlUrl === "auto" || s.controlUrl === "off" ? `http://127.0.0.1:${s.controlPort}` : s.controlUrl;
+  return s.controlUrl === "auto" || s.controlUrl === "off"
+    ? `http://127.0.0.1:${s.controlPort}`
+    : s.controlUrl;
 }
 
 /** The confirmation URL after resolving `auto`; null when off. */

@@ -5,7 +5,7 @@
 --   balance(name)  balancer_by_lua: smooth weighted round-robin; a retry (nginx retries only
 --                  idempotent requests) goes to a peer not tried yet, and a peer that failed is
 --                  skipped by every worker for a short while
---   log()          log_by_lua: per-instance requests, non-2xx and upstream time (dict `dockside_stats`)
+--   log(name)      log_by_lua: per-instance requests, non-2xx and upstream time (dict `dockside_stats`)
 
 local balancer = require("ngx.balancer")
 local sets = require("dockside.sets")
@@ -95,10 +95,9 @@ end
 
 -- $upstream_addr / $upstream_status / $upstream_response_time list every try: "a, b" (", " between
 -- tries; " : " between internal redirects).
-function M.log()
+function M.log(name)
   local addrs = ngx.var.upstream_addr
   if not addrs then return end
-  local name = ngx.var.proxy_host or "-"
   local codes, times = {}, {}
   for s in (ngx.var.upstream_status or ""):gmatch("[^,:%s]+") do codes[#codes + 1] = s end
   for t in (ngx.var.upstream_response_time or ""):gmatch("[^,:%s]+") do times[#times + 1] = t end

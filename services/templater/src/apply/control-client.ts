@@ -38,7 +38,10 @@ export function controlClient(baseUrl: string, timeoutMs = 2000): ControlClient 
           method,
           agent,
           timeout: timeoutMs,
-          headers: body === undefined ? {} : { "content-type": "text/plain", "content-length": Buffer.byteLength(body) },
+          headers:
+            body === undefined
+              ? {}
+              : { "content-type": "text/plain", "content-length": Buffer.byteLength(body) },
         },
         (res) => {
           let text = "";
@@ -47,18 +50,31 @@ export function controlClient(baseUrl: string, timeoutMs = 2000): ControlClient 
           res.on("error", reject);
           res.on("end", () => {
             if (res.statusCode && res.statusCode >= 200 && res.statusCode < 300) resolve(text.trim());
-            else reject(new ControlError(`nginx control ${method} ${path}: ${res.statusCode} ${text.trim().slice(0, 300)}`, res.statusCode));
+            else
+              reject(
+                new ControlError(
+                  `nginx control ${method} ${path}: ${res.statusCode} ${text.trim().slice(0, 300)}`,
+                  res.statusCode,
+                ),
+              );
           });
         },
       );
-      req.on("timeout", () => req.destroy(new ControlError(`nginx control ${method} ${path}: no answer in ${timeoutMs} ms`)));
+      req.on("timeout", () =>
+        req.destroy(new ControlError(`nginx control ${method} ${path}: no answer in ${timeoutMs} ms`)),
+      );
       req.on("error", (err) =>
-        reject(err instanceof ControlError ? err : new ControlError(`nginx control ${method} ${path}: ${err.message}`, undefined, { cause: err })),
+        reject(
+          err instanceof ControlError
+            ? err
+            : new ControlError(`nginx control ${method} ${path}: ${err.message}`, undefined, { cause: err }),
+        ),
       );
       req.end(body);
     });
   const number = (text: string, what: string) => {
-    if (!/^\d+$/.test(text)) throw new ControlError(`nginx control ${what}: not a version: ${JSON.stringify(text.slice(0, 80))}`);
+    if (!/^\d+$/.test(text))
+      throw new ControlError(`nginx control ${what}: not a version: ${JSON.stringify(text.slice(0, 80))}`);
     return Number(text);
   };
   return {

@@ -120,7 +120,8 @@ export class DataPlane {
       for (const body of bodies) version = await client.push(body);
       this.#nextVersion = version + 1;
       const confirmed = await client.version();
-      if (confirmed !== version) throw new Error(`nginx reports set version ${confirmed} after pushing ${version}`);
+      if (confirmed !== version)
+        throw new Error(`nginx reports set version ${confirmed} after pushing ${version}`);
       this.#pushed = sets;
       this.#liveVersion = version;
       this.#desiredSince = undefined;

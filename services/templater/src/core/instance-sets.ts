@@ -69,7 +69,11 @@ export function changedNames(before: InstanceSets, after: InstanceSets): string[
   const out: string[] = [];
   for (const [name, peers] of after) {
     const old = before.get(name);
-    if (!old || old.length !== peers.length || old.some((p, i) => p.endpoint !== peers[i]!.endpoint || p.weight !== peers[i]!.weight)) {
+    if (
+      !old ||
+      old.length !== peers.length ||
+      old.some((p, i) => p.endpoint !== peers[i]!.endpoint || p.weight !== peers[i]!.weight)
+    ) {
       out.push(name);
     }
   }

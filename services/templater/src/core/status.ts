@@ -84,15 +84,20 @@ export function buildStatus(input: StatusInput): Status {
       name,
       routes: { path: `/${name}/`, host: input.hostDomain ? `${name}.${input.hostDomain}` : name },
       upstream,
-      instances: (now.get(name)?.instances ?? []).map((i) => ({
-        id: i.id,
-        node: i.node,
-        endpoint: hostPort(i.address, i.port),
-        status: i.status,
-        live: isLive(i),
-        weight: peers?.find((p) => p.endpoint === hostPort(i.address, i.port))?.weight,
-        figures: input.figures?.get(`svc_${name} ${hostPort(i.address, i.port)}`),
-      })),
+      instances: (now.get(name)?.instances ?? []).map((i) => {
+        const endpoint = hostPort(i.address, i.port);
+        const weight = peers?.find((p) => p.endpoint === endpoint)?.weight;
+        const figures = input.figures?.get(`svc_${name} ${endpoint}`);
+        return {
+          id: i.id,
+          node: i.node,
+          endpoint,
+          status: i.status,
+          live: isLive(i),
+          ...(weight === undefined ? {} : { weight }),
+          ...(figures === undefined ? {} : { figures }),
+        };
+      }),
     };
   });
   return {
