@@ -197,9 +197,11 @@ describe("manager", () => {
     ]);
     const html = renderStatusHtml({
       ...status,
-      dropped: [{ key: "k", service: "<script>", field: "name", value: '"<b>"', reason: "bad" }],
+      dropped: [{ key: "k", service: "<script>x", field: "name", value: '"<b>"', reason: "bad" }],
     });
     assert.match(html, /<h2>web<\/h2>/);
-    assert.ok(!html.includes("<script>") && html.includes("&lt;script&gt;"));
+    // the page's own refresh script is the only <script>; the hostile name is escaped
+    assert.ok(!html.includes("<script>x") && html.includes("&lt;script&gt;x"));
+    assert.equal(html.split("<script>").length, 2);
   });
 });

@@ -130,15 +130,18 @@ export function renderStatusHtml(s: Status): string {
             .map(
               (i) =>
                 `<tr><td>${esc(i.id)}</td><td>${esc(i.node)}</td><td>${esc(i.endpoint)}</td>` +
-                `<td class="${esc(i.status)}">${esc(i.status)}</td><td>${i.live ? "yes" : "no"}</td></tr>`,
+                `<td class="${esc(i.status)}">${esc(i.status)}</td><td>${i.live ? "yes" : "no"}</td>` +
+                `<td>${esc(i.weight ?? "")}</td><td class="requests">${esc(i.figures?.requests ?? "")}</td>` +
+                `<td>${esc(i.figures?.non2xx ?? "")}</td>` +
+                `<td>${i.figures && i.figures.requests ? esc(((i.figures.upstreamSeconds / i.figures.requests) * 1000).toFixed(1)) : ""}</td></tr>`,
             )
             .join("")
-        : `<tr><td colspan="5">no instances in Consul</td></tr>`;
+        : `<tr><td colspan="9">no instances in Consul</td></tr>`;
       const upstream = svc.upstream.length ? svc.upstream.map(esc).join(", ") : "none: nginx answers 503";
       return (
         `<h2>${esc(svc.name)}</h2><p>routes: <code>${esc(svc.routes.path)}</code>, host <code>${esc(svc.routes.host)}</code>` +
         ` — upstream now: ${upstream}</p>` +
-        `<table><tr><th>instance</th><th>node</th><th>address</th><th>health</th><th>in nginx now</th></tr>${instances}</table>`
+        `<table><tr><th>instance</th><th>node</th><th>address</th><th>health</th><th>in nginx now</th><th>weight</th><th>requests</th><th>non-2xx</th><th>mean upstream ms</th></tr>${instances}</table>`
       );
     })
     .join("\n");
@@ -163,6 +166,7 @@ export function renderStatusHtml(s: Status): string {
 <html><head><meta charset="utf-8"><title>dockside edge</title>
 <style>body{font:14px system-ui,sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}.passing{color:#070}.warning{color:#a60}.critical{color:#b00}</style>
 </head><body>
+<div id="live">
 <h1>dockside edge</h1>
 <p>mode ${esc(s.mode)} · Consul ${esc(s.consul.address)} ${s.consul.up ? "reachable" : "<b>unreachable</b>"} ·
 nginx ${s.nginx.running === null ? "" : s.nginx.running ? "running" : "<b>not running</b>"} generation <code>${esc(s.nginx.generation ?? "none")}</code> since ${esc(s.nginx.since ?? "-")} ·
@@ -171,6 +175,18 @@ ${lastError}
 ${rows || "<p>no routed services</p>"}
 ${dropped}
 <h2>Templates</h2><ul>${templates}</ul>
+</div>
+<script>
+// Refreshes itself every second without reloading the page: the same HTML, fetched, swapped in.
+setInterval(async () => {
+  try {
+    const r = await fetch(location.pathname, { cache: "no-store" });
+    if (!r.ok) return;
+    const doc = new DOMParser().parseFromString(await r.text(), "text/html");
+    document.getElementById("live").replaceWith(doc.getElementById("live"));
+  } catch {}
+}, 1000);
+</script>
 </body></html>
 `;
 }
