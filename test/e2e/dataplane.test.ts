@@ -119,6 +119,23 @@ describe("dynamic upstreams in the lab", { timeout: 1_200_000 }, () => {
       { what: "the killed instance to leave the pushed set", timeoutMs: 5000, intervalMs: 5 },
     );
     const killedAt = await killEvent;
+    if (process.env.DOCKSIDE_TEST_DEBUG) {
+      for (const svc of ["registrator", "edge"]) {
+        const [c] = await lab.running(svc);
+        const logs = (
+          await docker
+            .getContainer(c!.id)
+            .logs({ stdout: true, stderr: true, timestamps: true, since: Math.floor(killedAt / 1000) - 1 })
+        ).toString();
+        console.log(
+          `--- ${svc} (kill at ${new Date(killedAt).toISOString()}, left at ${new Date(leftAt).toISOString()})\n${logs
+            .split("\n")
+            .filter((l) => !l.includes('"service":"nginx"'))
+            .slice(0, 40)
+            .join("\n")}`,
+        );
+      }
+    }
     (events as unknown as { destroy(): void }).destroy();
     await delay(1000);
     const r = await load.stop();

@@ -8,6 +8,7 @@ import type Consul from "consul";
 import { startConsul, type ConsulHandle } from "../helpers/consul.ts";
 import { containerIp, createNetwork, type TestNetwork } from "../helpers/docker.ts";
 import { startEdge, type EdgeHandle } from "../helpers/edge.ts";
+import { startLoad } from "../helpers/load.ts";
 import { testScope } from "../helpers/scope.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { createWorkload, type Workload } from "../helpers/workload.ts";
@@ -207,5 +208,52 @@ describe("edge, dynamic upstreams", { timeout: 300_000 }, () => {
         instance: `${ips[0]}:8080`,
       })) > 0,
     );
+  });
+
+  it("the templater killed with kill -9 from the host under load: nginx keeps serving, the next templater adopts it", async () => {
+    const templaterPid = async () => {
+      const top = (await edge.container.top({ ps_args: "-o pid,args" })) as { Processes: string[][] };
+      const row = top.Processes.find(
+        (p) => p.join(" ").includes("/app/main.mjs") && !p.join(" ").includes("edge-init"),
+      );
+      return row ? Number(row[0]) : undefined;
+    };
+    await client.agent.service.deregister("web-3");
+    await register("web-1", "web", ips[0]!);
+    await register("web-2", "web", ips[1]!);
+    await waitFor(async () => (await upstream("web")).length === 2, { what: "web has 2 peers" });
+    const generation = await edge.generation();
+    const pid = await templaterPid();
+    assert.ok(pid, "the templater's host pid");
+    const load = startLoad({
+      url: `${edge.url}/web/`,
+      rate: 300,
+      connections: 16,
+      durationMs: 60_000,
+    });
+    await new Promise((r) => setTimeout(r, 1000));
+    process.kill(pid, "SIGKILL");
+    await waitFor(async () => (await templaterPid()) !== undefined && (await templaterPid()) !== pid, {
+      what: "a new templater",
+      timeoutMs: 10_000,
+    });
+    await waitFor(async () => (await fetch(`${edge.opsUrl}/health`).catch(() => undefined))?.ok === true, {
+      what: "the new templater healthy",
+      timeoutMs: 20_000,
+    });
+    await new Promise((r) => setTimeout(r, 1000));
+    const r = await load.stop();
+    console.log(
+      `templater kill -9 under 300 req/s: sent ${r.sent}, failed ${r.failed}: ${JSON.stringify(r.failures.slice(0, 5))}`,
+    );
+    assert.equal(r.failed, 0, JSON.stringify(r.failures.slice(0, 10)));
+    assert.equal(await edge.generation(), generation, "the same generation is served");
+    const adopted = (await edge.logLines()).find((l) => l.msg === "adopted the running nginx");
+    assert.ok(adopted, "the new templater adopted nginx");
+    await register("web-3", "web", ips[2]!);
+    await waitFor(async () => (await upstream("web")).length === 3, { what: "the next change applied" });
+    const seen = new Set<string>();
+    for (let i = 0; i < 30; i++) seen.add((await get(edge.url, "/web/")).body);
+    assert.ok(seen.has(workloads[2]!.name), "the new instance answers");
   });
 });

@@ -52,9 +52,14 @@ describe("templater modes", { timeout: 300_000 }, () => {
       assert.equal(done.result, "applied");
       assert.ok(!jsonLines(run.stdout).some((l) => l.msg === "nginx started"));
       assert.equal(readlinkSync(path.join(onceOutput, "current")), `generations/${done.generation}`);
+      // dynamic upstreams (the default): routes in the config, the instance set kept for nginx's start
       assert.match(
         readFileSync(path.join(onceOutput, "current", "services.conf"), "utf8"),
-        new RegExp(`server ${ip.replaceAll(".", "\\.")}:8080`),
+        /upstream svc_web \{/,
+      );
+      assert.match(
+        readFileSync(path.join(onceOutput, ".dockside-sets.json"), "utf8"),
+        new RegExp(`"${ip}:8080"`),
       );
     });
 
@@ -187,6 +192,8 @@ describe("templater modes", { timeout: 300_000 }, () => {
         args: [
           "--mode",
           "command",
+          "--upstreams",
+          "reload",
           "--reload-command",
           "echo reloaded >> /tmp/reloads && test ! -e /tmp/fail-reload",
         ],

@@ -25,6 +25,7 @@ import {
 } from "./apply/nginx.ts";
 import { DryRun, Transaction, type Applier } from "./apply/transaction.ts";
 import { buildStatus, renderStatusHtml } from "./core/status.ts";
+import { routesManifest } from "./core/render.ts";
 import { Manager } from "./manager.ts";
 import { createMetrics } from "./metrics.ts";
 import {
@@ -47,6 +48,9 @@ function cachedFigures(control: ControlClient): () => Promise<InstanceFigures[]>
     return last.value;
   };
 }
+
+/** Where nginx writes its pid (the default templates' `pid` directive). */
+const nginxPidFile = "/tmp/dockside-nginx.pid";
 
 function exitStatus(exit: NginxExit): number {
   if (exit.code !== null) return exit.code;
@@ -89,7 +93,8 @@ async function main(): Promise<void> {
     ? new DataPlane({
         client: control,
         log: log.child({ component: "sets" }),
-        isReady: () => (supervisor ? supervisor.running : true),
+        isReady: () => (supervisor ? supervisor.running : !settings.once),
+        persistPath: settings.dry ? undefined : `${settings.outputDir}/.dockside-sets.json`,
         onPush: (outcome, since) => {
           metrics.pushes.inc({ result: outcome.result });
           metrics.pushSeconds.observe(outcome.ms / 1000);
@@ -101,7 +106,13 @@ async function main(): Promise<void> {
       })
     : undefined;
   if (control) cleanups.push(() => control.close());
-  if (dataPlane) cleanups.push(() => dataPlane.stop());
+  if (dataPlane)
+    cleanups.push(
+      () => dataPlane.stop(),
+      () => dataPlane.flush(),
+    );
+  if (dataPlane && (await dataPlane.load()))
+    log.info("instance sets from the last run loaded; pushed when nginx starts");
 
   // Applying: --dry prints; otherwise a transaction on the output directory.
   let store: ConfigStore | undefined;
@@ -150,7 +161,14 @@ async function main(): Promise<void> {
     });
   }
 
+  const liveRoutes = store?.liveId
+    ? await readFile(`${store.generationDir(store.liveId)}/${routesManifest}`, "utf8")
+        .then((t) => JSON.parse(t) as unknown)
+        .then((v) => (Array.isArray(v) ? v.filter((n): n is string => typeof n === "string") : []))
+        .catch(() => [])
+    : [];
   const manager = new Manager({
+    liveRoutes,
     templates: settings.templates,
     readTemplate: (file) => readFile(file, "utf8"),
     applier,
@@ -250,8 +268,12 @@ async function main(): Promise<void> {
         const m = manager.state();
         // exec: nginx runs; command: a config is live; dry: a render was printed
         const serving = supervisor ? supervisor.running : m.liveId !== null;
+        const degraded = manager.degraded();
         return {
           ok: serving,
+          // ok: serving; degraded: serving, but the last apply failed or a template is broken (why: in `degraded`)
+          state: !serving ? "down" : degraded.length ? "degraded" : "ok",
+          degraded,
           generation: m.liveId,
           consul: reach.up,
           nginx: supervisor ? supervisor.running : undefined,
@@ -279,8 +301,17 @@ async function main(): Promise<void> {
     log.warn("cannot watch the template files; edits need a restart", { err });
   }
 
+  // Exec mode after a templater crash: nginx kept running (the edge's init restarted only us);
+  // adopt it, and push its instance sets again once Consul answers.
+  const adopted = supervisor ? await supervisor.adopt(nginxPidFile) : undefined;
+  if (adopted) {
+    const served = await generationConfirmer(confirmUrlOf(settings), 1000)
+      .confirm(store?.liveId ?? "", () => true)
+      .catch(() => false);
+    log.info("nginx was running; serving on", { pid: adopted, generation: store?.liveId, confirmed: served });
+  }
   // Exec mode after a restart: serve the last good config while Consul is asked.
-  if (supervisor && store?.liveId) {
+  if (supervisor && !adopted && store?.liveId) {
     const check = await nginxValidator(settings.nginxBin).validate(store.liveMainPath);
     if (check.ok) {
       log.info("starting nginx with the last applied config", { generation: store.liveId });

@@ -3,7 +3,7 @@
 // a quiescence timer coalesces them, and one render at a time goes to the applier.
 
 import type { Logger } from "../../../lib/log.ts";
-import { sleep } from "../../../lib/backoff.ts";
+import { Backoff, sleep } from "../../../lib/backoff.ts";
 import type { DataPlane } from "./apply/data-plane.ts";
 import type { Applier, ApplyOutcome } from "./apply/transaction.ts";
 import type { CatalogSnapshot } from "./core/catalog.ts";
@@ -41,7 +41,18 @@ export interface ManagerOptions {
    * to nginx through the data plane, at once.
    */
   dataPlane?: DataPlane;
+  /**
+   * Services the live generation routes (from its routes manifest): after a restart they are
+   * remembered as if just seen, so a service with no instance keeps its 503 route and the first
+   * render equals the live one.
+   */
+  liveRoutes?: readonly string[];
+  /** Backoff for retrying an apply that failed for a reason outside the render (disk full, permissions, a failed reload). */
+  retry?: { initialMs: number; maxMs: number };
 }
+
+/** Failures that may pass by themselves, so the same render is tried again (nginx -t refusing it will not). */
+const transientStages = new Set(["write", "swap", "reload"]);
 
 export type RunOutcome = ApplyOutcome | { result: "render-failed"; message: string } | { result: "no-data" };
 
@@ -69,12 +80,16 @@ export class Manager {
   #firstSnapshot: () => void = () => {};
   #loading: Promise<boolean> = Promise.resolve(true);
   #lastOutcome: RunOutcome = { result: "no-data" };
+  readonly #retryBackoff: Backoff;
+  #retryTimer: NodeJS.Timeout | undefined;
   /** Resolves when the first snapshot from Consul has arrived. */
   readonly firstSnapshot: Promise<void>;
 
   constructor(options: ManagerOptions) {
     this.#o = options;
     this.#remembered = new RememberedServices(options.forgetAfterMs ?? 0);
+    this.#remembered.seen(options.liveRoutes ?? [], Date.now());
+    this.#retryBackoff = new Backoff(options.retry ?? { initialMs: 250, maxMs: 10_000 });
     this.#templates = options.templates.map((spec) => ({
       spec,
       text: undefined,
@@ -229,7 +244,38 @@ export class Manager {
       this.#rerun = false;
       this.#lastOutcome = await this.#runOnce();
     } while (this.#rerun);
+    this.#scheduleRetry(this.#lastOutcome);
     return this.#lastOutcome;
+  }
+
+  /** A transient apply failure is retried with backoff, without waiting for a change. */
+  #scheduleRetry(outcome: RunOutcome): void {
+    if (outcome.result !== "failed" || !transientStages.has(outcome.stage)) {
+      if (outcome.result !== "failed") this.#retryBackoff.reset();
+      return;
+    }
+    if (this.#retryTimer || this.#stopped) return;
+    const delay = this.#retryBackoff.next();
+    this.#o.log.info("retrying the failed apply", { stage: outcome.stage, inMs: delay });
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      this.#o.applier.forgetFailure?.();
+      void this.run();
+    }, delay);
+    this.#retryTimer.unref();
+  }
+
+  #stopped = false;
+
+  /** Why the edge is degraded now (it may still serve): the last apply failed, a template is broken. */
+  degraded(): string[] {
+    const out: string[] = [];
+    if (this.#lastError)
+      out.push(`last apply failed at ${this.#lastError.stage}: ${this.#lastError.message}`);
+    for (const t of this.#templates) if (t.error) out.push(`template ${t.spec.source}: ${t.error.message}`);
+    const push = this.#o.dataPlane?.lastError;
+    if (push) out.push(`instance sets not pushed: ${push}`);
+    return out;
   }
 
   async #runOnce(): Promise<RunOutcome> {
@@ -252,7 +298,7 @@ export class Manager {
           generation: generationPlaceholder,
         },
       );
-      generation = seal(files);
+      generation = { ...seal(files), routes: built.view.services.map((s) => s.name) };
     } catch (err) {
       const message = (err as Error).message;
       metrics.renders.inc({ result: "failed" });
@@ -322,6 +368,8 @@ export class Manager {
   }
 
   stop(): void {
+    this.#stopped = true;
+    clearTimeout(this.#retryTimer);
     this.#quiescence.stop();
   }
 

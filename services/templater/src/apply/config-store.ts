@@ -14,7 +14,7 @@ import { constants } from "node:fs";
 import fs from "node:fs/promises";
 import path from "node:path";
 import type { Logger } from "../../../../lib/log.ts";
-import type { Generation } from "../core/render.ts";
+import { routesManifest, type Generation } from "../core/render.ts";
 
 export interface StagedGeneration {
   id: string;
@@ -110,6 +110,9 @@ export class ConfigStore {
     await fs.mkdir(dir);
     try {
       for (const f of generation.files) await writeDurably(path.join(dir, f.dest), f.content);
+      if (generation.routes) {
+        await writeDurably(path.join(dir, routesManifest), JSON.stringify(generation.routes) + "\n");
+      }
     } catch (err) {
       await fs.rm(dir, { recursive: true, force: true });
       throw err;

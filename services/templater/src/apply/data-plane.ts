@@ -4,9 +4,16 @@
 // reading the version back; a failed push is retried with backoff until it succeeds or a newer
 // desired state replaces it.
 
+import { readFile, rename, writeFile } from "node:fs/promises";
 import { Backoff } from "../../../../lib/backoff.ts";
 import type { Logger } from "../../../../lib/log.ts";
-import { changedNames, pushBodies, type InstanceSets } from "../core/instance-sets.ts";
+import {
+  changedNames,
+  pushBodies,
+  weightLimits,
+  type InstanceSets,
+  type Peer,
+} from "../core/instance-sets.ts";
 import type { ControlClient } from "./control-client.ts";
 import type { Reloader } from "./nginx.ts";
 
@@ -26,6 +33,39 @@ export interface DataPlaneOptions {
   retry?: { initialMs: number; maxMs: number };
   /** Whether nginx runs (before it does, sets are only remembered; its start pushes them all). */
   isReady?: () => boolean;
+  /**
+   * A file keeping the desired sets, so nginx started after a restart gets peers before Consul
+   * answers (as the last good config keeps its routes). Best effort: a failed write is logged.
+   */
+  persistPath?: string;
+}
+
+const endpointPattern = /^(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\]):\d{1,5}$/;
+
+/** Sets from the persisted file; anything malformed gives undefined (nginx checks again on push). */
+export function parsePersistedSets(text: string): InstanceSets | undefined {
+  const raw = JSON.parse(text) as unknown;
+  if (!Array.isArray(raw)) return undefined;
+  const out = new Map<string, Peer[]>();
+  for (const entry of raw) {
+    if (
+      !Array.isArray(entry) ||
+      typeof entry[0] !== "string" ||
+      !/^svc_[A-Za-z0-9][A-Za-z0-9_-]*$/.test(entry[0])
+    )
+      return undefined;
+    if (!Array.isArray(entry[1])) return undefined;
+    const peers: Peer[] = [];
+    for (const p of entry[1] as unknown[]) {
+      const { endpoint, weight } = (p ?? {}) as Partial<Peer>;
+      if (typeof endpoint !== "string" || !endpointPattern.test(endpoint)) return undefined;
+      if (!Number.isInteger(weight) || weight! < weightLimits.min || weight! > weightLimits.max)
+        return undefined;
+      peers.push({ endpoint, weight: weight! });
+    }
+    out.set(entry[0], peers);
+  }
+  return out;
 }
 
 export class DataPlane {
@@ -61,9 +101,52 @@ export class DataPlane {
     return this.#lastError;
   }
 
+  /** Reads the persisted sets (if any) as the desired ones; true when there were some. */
+  async load(): Promise<boolean> {
+    if (!this.#o.persistPath) return false;
+    try {
+      const sets = parsePersistedSets(await readFile(this.#o.persistPath, "utf8"));
+      if (!sets) {
+        this.#o.log.warn("the saved instance sets are malformed; waiting for Consul", {
+          file: this.#o.persistPath,
+        });
+        return false;
+      }
+      this.#desired = sets;
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  #saving: Promise<void> = Promise.resolve();
+
+  /** Resolves once the last desired sets are saved. */
+  flush(): Promise<void> {
+    return this.#saving;
+  }
+  #saveFailed = false;
+
+  #save(sets: InstanceSets): void {
+    const file = this.#o.persistPath;
+    if (!file) return;
+    this.#saving = this.#saving.then(async () => {
+      if (sets !== this.#desired) return; // a newer one follows
+      try {
+        await writeFile(`${file}.tmp`, JSON.stringify([...sets]));
+        await rename(`${file}.tmp`, file);
+        this.#saveFailed = false;
+      } catch (err) {
+        if (!this.#saveFailed) this.#o.log.warn("cannot save the instance sets", { file, err });
+        this.#saveFailed = true;
+      }
+    });
+  }
+
   /** New desired sets: the ones that changed are pushed at once (coalesced while a push runs). */
   update(sets: InstanceSets, since?: number): void {
     this.#desired = sets;
+    this.#save(sets);
     this.#desiredSince ??= since;
     if (this.#queued || !(this.#o.isReady?.() ?? true)) return;
     this.#queued = true;

@@ -140,6 +140,8 @@ export interface SupervisorOptions {
 export class NginxSupervisor implements Reloader {
   readonly #o: SupervisorOptions;
   #child: ResultPromise | undefined;
+  /** An nginx master started by an earlier templater (it outlived it), watched by polling. */
+  #adopted: number | undefined;
   #alive = false;
   #stopRequested = false;
 
@@ -152,13 +154,49 @@ export class NginxSupervisor implements Reloader {
   }
 
   get pid(): number | undefined {
-    return this.#alive ? this.#child?.pid : undefined;
+    return this.#alive ? (this.#adopted ?? this.#child?.pid) : undefined;
+  }
+
+  /**
+   * Takes over an nginx master that runs already (this templater restarted after a crash, the
+   * edge's init kept nginx running): its pid from the pid file, checked to be an nginx master.
+   * Returns the pid, or undefined when there is none to adopt.
+   */
+  async adopt(pidFile: string): Promise<number | undefined> {
+    let pid: number;
+    try {
+      pid = Number((await readFile(pidFile, "utf8")).trim());
+      const title = (await readFile(`/proc/${pid}/cmdline`, "utf8")).replaceAll("\0", " ");
+      if (!Number.isInteger(pid) || pid <= 1 || !title.startsWith("nginx: master process")) return undefined;
+      process.kill(pid, 0);
+    } catch {
+      return undefined;
+    }
+    this.#adopted = pid;
+    this.#alive = true;
+    this.#o.log.info("adopted the running nginx", { pid });
+    const watch = setInterval(() => {
+      try {
+        process.kill(pid, 0);
+      } catch {
+        clearInterval(watch);
+        this.#alive = false;
+        const exit: NginxExit = {
+          code: this.#stopRequested ? 0 : null,
+          signal: null,
+          requested: this.#stopRequested,
+        };
+        this.#o.log[exit.requested ? "info" : "error"]("nginx exited", { ...exit, pid });
+        this.#o.onExit(exit);
+      }
+    }, 100);
+    return pid;
   }
 
   async reload(generation: string): Promise<void> {
-    if (!this.#child) return this.#start(generation);
+    if (!this.#child && this.#adopted === undefined) return this.#start(generation);
     if (!this.#alive) throw new Error("nginx is not running");
-    const pid = this.#child.pid!;
+    const pid = this.pid!;
     for (let i = 0; i < 500 && !(await handlesSighup(pid)); i++) await sleep(10);
     const old = [...(await childTitles(pid))].filter(([, t]) => accepting(t)).map(([p]) => p);
     const deadline = Date.now() + this.#o.confirmTimeoutMs;
@@ -209,9 +247,10 @@ export class NginxSupervisor implements Reloader {
 
   /** Forwards a stop signal (TERM: fast, QUIT: graceful). Returns false when nginx is not running. */
   stop(signal: NodeJS.Signals): boolean {
-    if (!this.#alive || !this.#child?.pid) return false;
+    const pid = this.pid;
+    if (!pid) return false;
     this.#stopRequested = true;
-    process.kill(this.#child.pid, signal);
+    process.kill(pid, signal);
     return true;
   }
 }

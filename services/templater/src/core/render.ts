@@ -48,7 +48,12 @@ export interface Generation {
   /** Content hash of the files: equal renders have equal ids. */
   id: string;
   files: RenderedFile[];
+  /** The services this render routes (not part of the id; kept next to the files, read back after a restart). */
+  routes?: string[];
 }
+
+/** Where a generation's route list is kept, next to its files. */
+export const routesManifest = ".dockside-routes.json";
 
 export class TemplateError extends Error {
   readonly file: string;

@@ -1,0 +1,36 @@
+#!/bin/sh
+# The edge's supervisor, run by tini (PID 1): starts the templater, and starts it again when it
+# dies while nginx (its child, reparented to tini) still runs, so a templater crash never takes
+# nginx down; the new templater adopts the running nginx. When nginx itself is gone, or a stop
+# was asked for, this exits with the templater's status (Docker's restart policy takes over).
+pidfile=/tmp/dockside-nginx.pid
+stopping=""
+child=""
+forward() {
+  stopping=1
+  [ -n "$child" ] && kill -s "$1" "$child" 2>/dev/null
+}
+trap 'forward QUIT' QUIT
+trap 'forward TERM' TERM
+trap 'forward INT' INT
+nginx_alive() {
+  [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null
+}
+while :; do
+  node --enable-source-maps /app/main.mjs "$@" &
+  child=$!
+  code=0
+  # `wait` returns early (status > 128) when a trapped signal arrives: wait until the child is gone.
+  while :; do
+    wait "$child"
+    code=$?
+    kill -0 "$child" 2>/dev/null || break
+  done
+  child=""
+  if [ -n "$stopping" ] || [ "$code" -eq 0 ] || [ "$code" -eq 2 ] || ! nginx_alive; then
+    exit "$code"
+  fi
+  printf '{"ts":"%s","level":"warn","service":"edge-init","msg":"templater exited while nginx runs; starting it again","status":%s}\n' \
+    "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$code" >&2
+  sleep 0.2
+done
