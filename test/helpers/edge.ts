@@ -40,6 +40,8 @@ export interface EdgeOptions {
   templatesDir?: string;
   /** Host directory mounted as the output directory (made writable for the edge's user). */
   outputDir?: string;
+  /** tmpfs mounts (path → mount options), e.g. a small output directory to fill up. */
+  tmpfs?: Record<string, string>;
   name?: string;
 }
 
@@ -111,6 +113,7 @@ function createOptions(opts: EdgeOptions, name: string): Docker.ContainerCreateO
     HostConfig: {
       NetworkMode: opts.network.name,
       Binds: binds,
+      ...(opts.tmpfs ? { Tmpfs: opts.tmpfs } : {}),
       PortBindings: {
         "8080/tcp": [{ HostIp: "127.0.0.1", HostPort: "" }],
         "9102/tcp": [{ HostIp: "127.0.0.1", HostPort: "" }],
