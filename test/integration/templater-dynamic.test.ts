@@ -256,4 +256,18 @@ describe("edge, dynamic upstreams", { timeout: 300_000 }, () => {
     for (let i = 0; i < 30; i++) seen.add((await get(edge.url, "/web/")).body);
     assert.ok(seen.has(workloads[2]!.name), "the new instance answers");
   });
+
+  it("docker exec nginx -T and nginx -s reload work on the live generation", async () => {
+    const generation = await edge.generation();
+    const t = await edge.exec(["nginx", "-T"]);
+    assert.equal(t.exitCode, 0, t.output);
+    assert.match(t.output, new RegExp(`return 200 "${generation}\\\\n"`), "the live generation's config");
+    assert.match(t.output, /upstream svc_web \{/);
+    const r = await edge.exec(["nginx", "-s", "reload"]);
+    assert.equal(r.exitCode, 0, r.output);
+    await waitFor(async () => (await get(edge.url, "/web/")).status === 200, {
+      what: "serving after the reload",
+    });
+    assert.equal(await edge.generation(), generation);
+  });
 });
