@@ -7,7 +7,8 @@
 //  3. nginx reloads per scale burst;
 //  4. resident memory of the registrator and the templater.
 //
-//   node bench/lab-scaling.ts [--cycles 50] [--rate 200] [--bursts 3]
+//   node bench/lab-scaling.ts [--cycles 50] [--rate 200] [--bursts 3] [--post-every 3]
+// (--post-every n: every n-th request of the load is a POST, which nginx never retries; 0: GET only)
 
 import http from "node:http";
 import { parseArgs } from "node:util";
@@ -22,11 +23,13 @@ const { values } = parseArgs({
     cycles: { type: "string", default: "50" },
     rate: { type: "string", default: "200" },
     bursts: { type: "string", default: "3" },
+    "post-every": { type: "string", default: "3" },
   },
 });
 const cycles = Number(values.cycles);
 const rate = Number(values.rate);
 const bursts = Number(values.bursts);
+const postEvery = Number(values["post-every"]) || undefined;
 const docker = new Docker();
 const lab = new Lab({
   project: `dockside-bench-${process.pid}`,
@@ -145,7 +148,7 @@ try {
   await sleep(2000);
 
   // 2 + 3. --bursts rounds of 1→10→1 under one steady load; reloads per burst.
-  const load = startLoad({ url: `${edge}/web/`, rate, durationMs: 600_000 });
+  const load = startLoad({ url: `${edge}/web/`, rate, postEvery, connections: 16, durationMs: 600_000 });
   await sleep(2000);
   const burstLatencies: number[] = [];
   const upReloads: number[] = [];
@@ -166,7 +169,7 @@ try {
   }
   const result = await load.stop();
   console.log(
-    `${bursts} × 1→10→1 at ${rate} req/s for ${(result.durationMs / 1000).toFixed(1)} s: sent ${result.sent}, ok ${result.ok}, failed ${result.failed}` +
+    `${bursts} × 1→10→1 at ${rate} req/s${postEvery ? ` (every ${postEvery}th a POST)` : ""} for ${(result.durationMs / 1000).toFixed(1)} s: sent ${result.sent}, ok ${result.ok}, failed ${result.failed}` +
       (result.failed ? ` (${JSON.stringify(result.failures.slice(0, 5))})` : ""),
   );
   console.log(formatSummary("  request latency through the edge", summarise(result.latenciesMs)));

@@ -1,62 +1,13 @@
 // The templater: follows Consul, renders nginx config from Handlebars templates, validates it
 // with nginx -t and applies it atomically; in exec mode it also runs nginx. Settings: settings.ts
-// and services/templater/README.md.
+// and services/templater/README.md. Wiring only: the templater itself is startTemplater().
 
-import { readFile } from "node:fs/promises";
-import os from "node:os";
 import { sleep } from "../../../lib/backoff.ts";
 import { loadSettingsOrExit } from "../../../lib/config.ts";
-import { createConsul } from "../../../lib/consul-client.ts";
 import { createLogger, type Logger } from "../../../lib/log.ts";
-import { json, startOpsServer, type OpsServer } from "../../../lib/ops-server.ts";
 import { onShutdown } from "../../../lib/shutdown.ts";
-import { Reachability } from "../../../lib/state-change.ts";
-import { ConfigStore } from "./apply/config-store.ts";
-import { controlClient, type ControlClient, type InstanceFigures } from "./apply/control-client.ts";
-import { DataPlane, pushingReloader } from "./apply/data-plane.ts";
-import {
-  commandReloader,
-  generationConfirmer,
-  NginxSupervisor,
-  nginxValidator,
-  noReload,
-  type NginxExit,
-  type Reloader,
-} from "./apply/nginx.ts";
-import { DryRun, Transaction, type Applier } from "./apply/transaction.ts";
-import { buildStatus, renderStatusHtml } from "./core/status.ts";
-import { routesManifest } from "./core/render.ts";
-import { Manager } from "./manager.ts";
-import { createMetrics } from "./metrics.ts";
-import {
-  checkSettings,
-  confirmUrlOf,
-  controlUrlOf,
-  displayDefaults,
-  templaterSettings,
-  type TemplaterSettings,
-} from "./settings.ts";
-import { consulCatalogApi, maxConsulSockets, nodeReadConcurrency } from "./watch/consul-api.ts";
-import { ConsulCatalogWatcher } from "./watch/consul-watcher.ts";
-import { watchTemplateFiles, type TemplateFileWatcher } from "./watch/template-files.ts";
-
-/** nginx's per-instance figures, read at most every 250 ms (a scrape and a status poll share one read). */
-function cachedFigures(control: ControlClient): () => Promise<InstanceFigures[]> {
-  let last: { at: number; value: Promise<InstanceFigures[]> } | undefined;
-  return () => {
-    if (!last || Date.now() - last.at > 250) last = { at: Date.now(), value: control.figures() };
-    return last.value;
-  };
-}
-
-/** Where nginx writes its pid (the default templates' `pid` directive). */
-const nginxPidFile = "/tmp/dockside-nginx.pid";
-
-function exitStatus(exit: NginxExit): number {
-  if (exit.code !== null) return exit.code;
-  const n = exit.signal ? os.constants.signals[exit.signal as NodeJS.Signals] : undefined;
-  return n ? 128 + n : 1;
-}
+import { checkSettings, displayDefaults, templaterSettings, type TemplaterSettings } from "./settings.ts";
+import { StartError, startTemplater, type Templater } from "./templater.ts";
 
 async function main(): Promise<void> {
   const settings: TemplaterSettings = loadSettingsOrExit("templater", templaterSettings, {
@@ -69,150 +20,22 @@ async function main(): Promise<void> {
     level: settings.logLevel,
     write: settings.dry ? (line) => process.stderr.write(line + "\n") : undefined,
   });
-  let supervisor: NginxSupervisor | undefined;
-  // Dynamic upstreams: instance sets go to nginx's control listener, not into the config.
-  const dynamic = settings.upstreams === "dynamic";
-  const control = dynamic && !settings.dry ? controlClient(controlUrlOf(settings)) : undefined;
-  const figures = control ? cachedFigures(control) : undefined;
-  const metrics = createMetrics({
-    nginxRunning: () => supervisor?.running ?? false,
-    instanceFigures: figures,
-  });
-  metrics.consulUp.set(0);
-
-  const cleanups: (() => Promise<unknown> | unknown)[] = [];
+  let templater: Templater | undefined;
   let finishing = false;
   const finish = async (code: number) => {
     if (finishing) return;
     finishing = true;
-    for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => {});
+    await templater?.stop().catch(() => {});
     process.exit(code);
   };
-
-  const dataPlane = control
-    ? new DataPlane({
-        client: control,
-        log: log.child({ component: "sets" }),
-        isReady: () => (supervisor ? supervisor.running : !settings.once),
-        persistPath: settings.dry ? undefined : `${settings.outputDir}/.dockside-sets.json`,
-        onPush: (outcome, since) => {
-          metrics.pushes.inc({ result: outcome.result });
-          metrics.pushSeconds.observe(outcome.ms / 1000);
-          if (outcome.result === "pushed") {
-            metrics.setsVersion.set(outcome.version ?? 0);
-            if (since !== undefined) metrics.instanceChangeToLiveSeconds.observe((Date.now() - since) / 1000);
-          }
-        },
-      })
-    : undefined;
-  if (control) cleanups.push(() => control.close());
-  if (dataPlane)
-    cleanups.push(
-      () => dataPlane.stop(),
-      () => dataPlane.flush(),
-    );
-  if (dataPlane && (await dataPlane.load()))
-    log.info("instance sets from the last run loaded; pushed when nginx starts");
-
-  // Applying: --dry prints; otherwise a transaction on the output directory.
-  let store: ConfigStore | undefined;
-  let applier: Applier;
-  let startReloader: Reloader | undefined;
-  const confirmer = generationConfirmer(confirmUrlOf(settings), settings.confirmTimeout);
-  if (settings.dry) {
-    applier = new DryRun((text) => process.stdout.write(text));
-  } else {
-    store = new ConfigStore({
-      dir: settings.outputDir,
-      main: settings.mainConfig,
-      keep: settings.keepGenerations,
-      log,
-    });
-    try {
-      await store.init();
-    } catch (err) {
-      log.error("cannot use the output directory", { dir: settings.outputDir, err });
-      process.exit(1);
-    }
-    let reloader: Reloader = noReload;
-    if (settings.mode === "command" && settings.reloadCommand) {
-      reloader = commandReloader(settings.reloadCommand, confirmer, log);
-    } else if (settings.mode === "exec" && !settings.once) {
-      supervisor = new NginxSupervisor({
-        nginxBin: settings.nginxBin,
-        confPath: store.liveMainPath,
-        confirmer,
-        confirmTimeoutMs: settings.confirmTimeout,
-        log: log.child({ component: "nginx" }),
-        onExit: (exit) => void finish(exitStatus(exit)),
-      });
-      reloader = supervisor;
-    }
-    if (dataPlane && reloader !== noReload) {
-      reloader = pushingReloader(reloader, dataPlane, () => (supervisor ? supervisor.running : true));
-    }
-    startReloader = reloader;
-    applier = new Transaction({
-      store,
-      validator: nginxValidator(settings.nginxBin),
-      reloader,
-      metrics,
-      log,
-    });
+  try {
+    templater = await startTemplater({ settings, log, onNginxExit: (code) => void finish(code) });
+  } catch (err) {
+    if (!(err instanceof StartError)) throw err;
+    log.error(err.message, { err: err.cause });
+    process.exit(err.exitCode);
   }
-
-  const liveRoutes = store?.liveId
-    ? await readFile(`${store.generationDir(store.liveId)}/${routesManifest}`, "utf8")
-        .then((t) => JSON.parse(t) as unknown)
-        .then((v) => (Array.isArray(v) ? v.filter((n): n is string => typeof n === "string") : []))
-        .catch(() => [])
-    : [];
-  const manager = new Manager({
-    liveRoutes,
-    templates: settings.templates,
-    readTemplate: (file) => readFile(file, "utf8"),
-    applier,
-    viewOptions: { routeTag: settings.routeTag, statuses: settings.statuses },
-    edge: {
-      listenPort: settings.listenPort,
-      opsPort: settings.opsPort,
-      hostDomain: settings.hostDomain,
-      routeTag: settings.routeTag,
-      dynamic,
-      controlPort: settings.controlPort,
-      luaPath: settings.luaPath,
-    },
-    dataPlane,
-    wait: { minMs: settings.waitMin, maxMs: settings.waitMax },
-    forgetAfterMs: settings.forgetAfter,
-    metrics,
-    log,
-  });
-  const templatesOk = await manager.loadTemplates();
-  if (settings.once && !templatesOk) {
-    log.error("--once: a template does not compile; nothing applied");
-    process.exit(1);
-  }
-
-  const { consul, endpoint } = createConsul(settings, { maxSockets: maxConsulSockets });
-  cleanups.push(() => consul.destroy());
-  const reach = new Reachability("consul", log.child({ component: "consul", addr: endpoint.url }), (up) =>
-    metrics.consulUp.set(up ? 1 : 0),
-  );
-  const watcher = new ConsulCatalogWatcher({
-    api: consulCatalogApi(consul),
-    waitMs: settings.consulWait,
-    floorMs: settings.consulMinInterval,
-    retryInitialMs: 250,
-    retryMaxMs: settings.consulRetryMax,
-    concurrency: nodeReadConcurrency,
-    reach,
-    log: log.child({ component: "consul" }),
-    onSnapshot: (s) => manager.onSnapshot(s),
-    onRequest: (endpoint, ok) => metrics.consulRequests.inc({ endpoint, result: ok ? "ok" : "error" }),
-  });
-  const controller = new AbortController();
-  cleanups.push(() => controller.abort());
+  const { manager, applier } = templater;
 
   process.on("SIGHUP", () => {
     log.info("SIGHUP: reading the templates again and retrying the current render");
@@ -220,15 +43,13 @@ async function main(): Promise<void> {
   });
   onShutdown(log, ["SIGTERM", "SIGINT", "SIGQUIT"], (signal) => {
     manager.stop();
-    controller.abort();
     if (settings.once) return void finish(1);
     // Exec mode: nginx decides how long shutdown takes (QUIT is graceful); we exit with its status.
-    if (supervisor?.stop(signal === "SIGINT" ? "SIGTERM" : signal)) return;
+    if (templater.stopNginx(signal === "SIGINT" ? "SIGTERM" : signal)) return;
     void finish(0);
   });
 
   if (settings.once) {
-    void watcher.run(controller.signal);
     const arrived = await Promise.race([
       manager.firstSnapshot.then(() => true),
       sleep(settings.onceTimeout).then(() => false),
@@ -245,94 +66,7 @@ async function main(): Promise<void> {
     log.info("--once done", { result: outcome.result, generation: applier.liveId });
     return finish(ok ? 0 : 1);
   }
-
-  let ops: OpsServer | undefined;
-  if (settings.opsPort > 0) {
-    const status = async () =>
-      buildStatus({
-        figures: figures
-          ? new Map((await figures().catch(() => [])).map((f) => [`${f.upstream} ${f.endpoint}`, f]))
-          : undefined,
-        ...manager.state(),
-        mode: settings.dry ? "dry" : settings.mode,
-        consul: { address: endpoint.url, up: reach.up },
-        nginx: { running: supervisor ? supervisor.running : null },
-        hostDomain: settings.hostDomain,
-      });
-    ops = await startOpsServer({
-      host: settings.opsHost,
-      port: settings.opsPort,
-      registry: metrics.registry,
-      log,
-      health: () => {
-        const m = manager.state();
-        // exec: nginx runs; command: a config is live; dry: a render was printed
-        const serving = supervisor ? supervisor.running : m.liveId !== null;
-        const degraded = manager.degraded();
-        return {
-          ok: serving,
-          // ok: serving; degraded: serving, but the last apply failed or a template is broken (why: in `degraded`)
-          state: !serving ? "down" : degraded.length ? "degraded" : "ok",
-          degraded,
-          generation: m.liveId,
-          consul: reach.up,
-          nginx: supervisor ? supervisor.running : undefined,
-          templateErrors: m.templates.filter((t) => t.error).length,
-          lastError: m.lastError,
-        };
-      },
-      routes: {
-        "/": async () => ({ type: "text/html; charset=utf-8", body: renderStatusHtml(await status()) }),
-        "/status": async () => json(await status()),
-      },
-    });
-    cleanups.push(() => ops?.close());
-  }
-
-  let files: TemplateFileWatcher | undefined;
-  try {
-    files = await watchTemplateFiles(
-      settings.templates.map((t) => t.source),
-      () => manager.templatesChanged(),
-      log.child({ component: "templates" }),
-    );
-    cleanups.push(() => files?.close());
-  } catch (err) {
-    log.warn("cannot watch the template files; edits need a restart", { err });
-  }
-
-  // Exec mode after a templater crash: nginx kept running (the edge's init restarted only us);
-  // adopt it, and push its instance sets again once Consul answers.
-  const adopted = supervisor ? await supervisor.adopt(nginxPidFile) : undefined;
-  if (adopted) {
-    const served = await generationConfirmer(confirmUrlOf(settings), 1000)
-      .confirm(store?.liveId ?? "", () => true)
-      .catch(() => false);
-    log.info("nginx was running; serving on", { pid: adopted, generation: store?.liveId, confirmed: served });
-  }
-  // Exec mode after a restart: serve the last good config while Consul is asked.
-  if (supervisor && !adopted && store?.liveId) {
-    const check = await nginxValidator(settings.nginxBin).validate(store.liveMainPath);
-    if (check.ok) {
-      log.info("starting nginx with the last applied config", { generation: store.liveId });
-      await (startReloader ?? supervisor)
-        .reload(store.liveId)
-        .catch((err: Error) => log.warn("nginx start failed", { err }));
-    } else {
-      log.warn("the last applied config no longer passes nginx -t; waiting for a new render", {
-        output: check.output,
-      });
-    }
-  }
-
-  log.info("templater running", {
-    mode: settings.dry ? "dry" : settings.mode,
-    consul: endpoint.url,
-    routeTag: settings.routeTag,
-    outputDir: settings.dry ? undefined : settings.outputDir,
-    opsPort: ops?.port,
-  });
-  await watcher.run(controller.signal);
+  await templater.watching;
 }
 
 main().catch((err: unknown) => {

@@ -1,0 +1,336 @@
+// startTemplater(): the whole templater in-process (as the registrator's startRegistrator()):
+// metrics, the apply side (transaction, nginx, the data plane), the manager, the Consul watcher,
+// the ops endpoint and the template watcher, wired together. main.ts adds settings, signals and
+// the process's exit; tests and benchmarks call this directly.
+
+import { readFile } from "node:fs/promises";
+import os from "node:os";
+import { createConsul } from "../../../lib/consul-client.ts";
+import type { Logger } from "../../../lib/log.ts";
+import { json, startOpsServer, type OpsServer } from "../../../lib/ops-server.ts";
+import { Reachability } from "../../../lib/state-change.ts";
+import { ConfigStore } from "./apply/config-store.ts";
+import { controlClient, type ControlClient, type InstanceFigures } from "./apply/control-client.ts";
+import { DataPlane, pushingReloader } from "./apply/data-plane.ts";
+import {
+  commandReloader,
+  generationConfirmer,
+  NginxSupervisor,
+  nginxValidator,
+  noReload,
+  type NginxExit,
+  type Reloader,
+} from "./apply/nginx.ts";
+import { DryRun, Transaction, type Applier } from "./apply/transaction.ts";
+import { buildStatus, renderStatusHtml } from "./core/status.ts";
+import { routesManifest } from "./core/render.ts";
+import { Manager } from "./manager.ts";
+import { createMetrics, type Metrics } from "./metrics.ts";
+import { confirmUrlOf, controlUrlOf, type TemplaterSettings } from "./settings.ts";
+import { consulCatalogApi, maxConsulSockets, nodeReadConcurrency } from "./watch/consul-api.ts";
+import { ConsulCatalogWatcher } from "./watch/consul-watcher.ts";
+import { watchTemplateFiles, type TemplateFileWatcher } from "./watch/template-files.ts";
+
+/** nginx's per-instance figures, read at most every 250 ms (a scrape and a status poll share one read). */
+function cachedFigures(control: ControlClient): () => Promise<InstanceFigures[]> {
+  let last: { at: number; value: Promise<InstanceFigures[]> } | undefined;
+  return () => {
+    if (!last || Date.now() - last.at > 250) last = { at: Date.now(), value: control.figures() };
+    return last.value;
+  };
+}
+
+/** Where nginx writes its pid (the default templates' `pid` directive). */
+const nginxPidFile = "/tmp/dockside-nginx.pid";
+
+function exitStatus(exit: NginxExit): number {
+  if (exit.code !== null) return exit.code;
+  const n = exit.signal ? os.constants.signals[exit.signal as NodeJS.Signals] : undefined;
+  return n ? 128 + n : 1;
+}
+
+/** A start-up failure: the message to log and the exit status main should use. */
+export class StartError extends Error {
+  readonly exitCode: number;
+  constructor(message: string, exitCode: number, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "StartError";
+    this.exitCode = exitCode;
+  }
+}
+
+export interface TemplaterOptions {
+  settings: TemplaterSettings;
+  log: Logger;
+  /** Exec mode: nginx exited (status as a process exit code). */
+  onNginxExit?: (code: number) => void;
+  /** --dry: where renders are printed; default stdout. */
+  print?: (text: string) => void;
+}
+
+export interface Templater {
+  manager: Manager;
+  applier: Applier;
+  metrics: Metrics;
+  supervisor: NginxSupervisor | undefined;
+  dataPlane: DataPlane | undefined;
+  /** The ops endpoint's port (0: none). */
+  opsPort: number;
+  consulUrl: string;
+  /** The Consul watch; resolves once stopped. */
+  watching: Promise<void>;
+  /** Stops watching and closes everything it opened (nginx keeps running; see stopNginx). */
+  stop(): Promise<void>;
+  /** Exec mode: forwards a stop signal to nginx; false when nginx is not running. */
+  stopNginx(signal: NodeJS.Signals): boolean;
+}
+
+export async function startTemplater(o: TemplaterOptions): Promise<Templater> {
+  const { settings, log } = o;
+  let supervisor: NginxSupervisor | undefined;
+  // Dynamic upstreams: instance sets go to nginx's control listener, not into the config.
+  const dynamic = settings.upstreams === "dynamic";
+  const control = dynamic && !settings.dry ? controlClient(controlUrlOf(settings)) : undefined;
+  const figures = control ? cachedFigures(control) : undefined;
+  const metrics = createMetrics({
+    nginxRunning: () => supervisor?.running ?? false,
+    instanceFigures: figures,
+  });
+  metrics.consulUp.set(0);
+
+  const cleanups: (() => Promise<unknown> | unknown)[] = [];
+  const close = async () => {
+    for (const c of cleanups.splice(0).reverse()) await Promise.resolve(c()).catch(() => {});
+  };
+
+  const dataPlane = control
+    ? new DataPlane({
+        client: control,
+        log: log.child({ component: "sets" }),
+        isReady: () => (supervisor ? supervisor.running : !settings.once),
+        persistPath: settings.dry ? undefined : `${settings.outputDir}/.dockside-sets.json`,
+        onPush: (outcome, since) => {
+          metrics.pushes.inc({ result: outcome.result });
+          metrics.pushSeconds.observe(outcome.ms / 1000);
+          if (outcome.result === "pushed") {
+            metrics.setsVersion.set(outcome.version ?? 0);
+            if (since !== undefined) metrics.instanceChangeToLiveSeconds.observe((Date.now() - since) / 1000);
+          }
+        },
+      })
+    : undefined;
+  if (control) cleanups.push(() => control.close());
+  if (dataPlane)
+    cleanups.push(
+      () => dataPlane.stop(),
+      () => dataPlane.flush(),
+    );
+  if (dataPlane && (await dataPlane.load()))
+    log.info("instance sets from the last run loaded; pushed when nginx starts");
+
+  // Applying: --dry prints; otherwise a transaction on the output directory.
+  let store: ConfigStore | undefined;
+  let applier: Applier;
+  let startReloader: Reloader | undefined;
+  const confirmer = generationConfirmer(confirmUrlOf(settings), settings.confirmTimeout);
+  if (settings.dry) {
+    applier = new DryRun(o.print ?? ((text) => process.stdout.write(text)));
+  } else {
+    store = new ConfigStore({
+      dir: settings.outputDir,
+      main: settings.mainConfig,
+      keep: settings.keepGenerations,
+      log,
+    });
+    try {
+      await store.init();
+    } catch (err) {
+      await close();
+      throw new StartError(`cannot use the output directory ${settings.outputDir}`, 1, { cause: err });
+    }
+    let reloader: Reloader = noReload;
+    if (settings.mode === "command" && settings.reloadCommand) {
+      reloader = commandReloader(settings.reloadCommand, confirmer, log);
+    } else if (settings.mode === "exec" && !settings.once) {
+      supervisor = new NginxSupervisor({
+        nginxBin: settings.nginxBin,
+        confPath: store.liveMainPath,
+        confirmer,
+        confirmTimeoutMs: settings.confirmTimeout,
+        log: log.child({ component: "nginx" }),
+        onExit: (exit) => o.onNginxExit?.(exitStatus(exit)),
+      });
+      reloader = supervisor;
+    }
+    if (dataPlane && reloader !== noReload) {
+      reloader = pushingReloader(reloader, dataPlane, () => (supervisor ? supervisor.running : true));
+    }
+    startReloader = reloader;
+    applier = new Transaction({
+      store,
+      validator: nginxValidator(settings.nginxBin),
+      reloader,
+      metrics,
+      log,
+    });
+  }
+
+  const liveRoutes = store?.liveId
+    ? await readFile(`${store.generationDir(store.liveId)}/${routesManifest}`, "utf8")
+        .then((t) => JSON.parse(t) as unknown)
+        .then((v) => (Array.isArray(v) ? v.filter((n): n is string => typeof n === "string") : []))
+        .catch(() => [])
+    : [];
+  const manager = new Manager({
+    liveRoutes,
+    templates: settings.templates,
+    readTemplate: (file) => readFile(file, "utf8"),
+    applier,
+    viewOptions: { routeTag: settings.routeTag, statuses: settings.statuses },
+    edge: {
+      listenPort: settings.listenPort,
+      opsPort: settings.opsPort,
+      hostDomain: settings.hostDomain,
+      routeTag: settings.routeTag,
+      dynamic,
+      controlPort: settings.controlPort,
+      luaPath: settings.luaPath,
+    },
+    dataPlane,
+    wait: { minMs: settings.waitMin, maxMs: settings.waitMax },
+    forgetAfterMs: settings.forgetAfter,
+    metrics,
+    log,
+  });
+  const templatesOk = await manager.loadTemplates();
+  if (settings.once && !templatesOk) {
+    await close();
+    throw new StartError("--once: a template does not compile; nothing applied", 1);
+  }
+
+  const { consul, endpoint } = createConsul(settings, { maxSockets: maxConsulSockets });
+  cleanups.push(() => consul.destroy());
+  const reach = new Reachability("consul", log.child({ component: "consul", addr: endpoint.url }), (up) =>
+    metrics.consulUp.set(up ? 1 : 0),
+  );
+  const watcher = new ConsulCatalogWatcher({
+    api: consulCatalogApi(consul),
+    waitMs: settings.consulWait,
+    floorMs: settings.consulMinInterval,
+    retryInitialMs: 250,
+    retryMaxMs: settings.consulRetryMax,
+    concurrency: nodeReadConcurrency,
+    reach,
+    log: log.child({ component: "consul" }),
+    onSnapshot: (s) => manager.onSnapshot(s),
+    onRequest: (endpoint, ok) => metrics.consulRequests.inc({ endpoint, result: ok ? "ok" : "error" }),
+  });
+
+  const controller = new AbortController();
+  cleanups.push(() => controller.abort());
+  let ops: OpsServer | undefined;
+  if (settings.opsPort > 0 && !settings.once) {
+    const status = async () =>
+      buildStatus({
+        figures: figures
+          ? new Map((await figures().catch(() => [])).map((f) => [`${f.upstream} ${f.endpoint}`, f]))
+          : undefined,
+        ...manager.state(),
+        mode: settings.dry ? "dry" : settings.mode,
+        consul: { address: endpoint.url, up: reach.up },
+        nginx: { running: supervisor ? supervisor.running : null },
+        hostDomain: settings.hostDomain,
+      });
+    ops = await startOpsServer({
+      host: settings.opsHost,
+      port: settings.opsPort,
+      registry: metrics.registry,
+      log,
+      health: () => {
+        const m = manager.state();
+        // exec: nginx runs; command: a config is live; dry: a render was printed
+        const serving = supervisor ? supervisor.running : m.liveId !== null;
+        const degraded = manager.degraded();
+        return {
+          ok: serving,
+          // ok: serving; degraded: serving, but the last apply failed or a template is broken (why: in `degraded`)
+          state: !serving ? "down" : degraded.length ? "degraded" : "ok",
+          degraded,
+          generation: m.liveId,
+          consul: reach.up,
+          nginx: supervisor ? supervisor.running : undefined,
+          templateErrors: m.templates.filter((t) => t.error).length,
+          lastError: m.lastError,
+        };
+      },
+      routes: {
+        "/": async () => ({ type: "text/html; charset=utf-8", body: renderStatusHtml(await status()) }),
+        "/status": async () => json(await status()),
+      },
+    });
+    cleanups.push(() => ops?.close());
+  }
+
+  let files: TemplateFileWatcher | undefined;
+  if (!settings.once)
+    try {
+      files = await watchTemplateFiles(
+        settings.templates.map((t) => t.source),
+        () => manager.templatesChanged(),
+        log.child({ component: "templates" }),
+      );
+      cleanups.push(() => files?.close());
+    } catch (err) {
+      log.warn("cannot watch the template files; edits need a restart", { err });
+    }
+
+  // Exec mode after a templater crash: nginx kept running (the edge's init restarted only us);
+  // adopt it, and push its instance sets again once Consul answers.
+  const adopted = supervisor && !settings.once ? await supervisor.adopt(nginxPidFile) : undefined;
+  if (adopted) {
+    const served = await generationConfirmer(confirmUrlOf(settings), 1000)
+      .confirm(store?.liveId ?? "", () => true)
+      .catch(() => false);
+    log.info("nginx was running; serving on", { pid: adopted, generation: store?.liveId, confirmed: served });
+  }
+  // Exec mode after a restart: serve the last good config while Consul is asked.
+  if (supervisor && !adopted && store?.liveId) {
+    const check = await nginxValidator(settings.nginxBin).validate(store.liveMainPath);
+    if (check.ok) {
+      log.info("starting nginx with the last applied config", { generation: store.liveId });
+      await (startReloader ?? supervisor)
+        .reload(store.liveId)
+        .catch((err: Error) => log.warn("nginx start failed", { err }));
+    } else {
+      log.warn("the last applied config no longer passes nginx -t; waiting for a new render", {
+        output: check.output,
+      });
+    }
+  }
+
+  log.info("templater running", {
+    mode: settings.dry ? "dry" : settings.mode,
+    consul: endpoint.url,
+    routeTag: settings.routeTag,
+    outputDir: settings.dry ? undefined : settings.outputDir,
+    opsPort: ops?.port,
+  });
+
+  // Last: nginx has been adopted or started with the last good config before any render.
+  const watching = watcher.run(controller.signal);
+  return {
+    manager,
+    applier,
+    metrics,
+    supervisor,
+    dataPlane,
+    opsPort: ops?.port ?? 0,
+    consulUrl: endpoint.url,
+    watching,
+    stop: async () => {
+      manager.stop();
+      await close();
+    },
+    stopNginx: (signal) => supervisor?.stop(signal) ?? false,
+  };
+}
