@@ -270,4 +270,62 @@ describe("edge, dynamic upstreams", { timeout: 300_000 }, () => {
     });
     assert.equal(await edge.generation(), generation);
   });
+
+  it("old workers: after a route reload, an instance removed 100 ms later gets no request from any worker", async () => {
+    // the victim logs every request it answers (busybox httpd -vv, on stderr; Docker timestamps each line)
+    const victim = await createWorkload(scope, {
+      network: network.name,
+      cmd: [
+        "sh",
+        "-c",
+        "mkdir -p /www && hostname > /www/index.html; trap 'exit 0' TERM; httpd -f -vv -p 8080 -h /www & wait",
+      ],
+    });
+    const victimIp = await containerIp(victim.id, network.name);
+    await client.agent.service.deregister("web-3");
+    await register("web-1", "web", ips[0]!);
+    await register("web-2", "web", ips[1]!);
+    await register("web-victim", "web", victimIp);
+    await waitFor(async () => (await upstream("web")).length === 3, { what: "web = web-1, web-2, victim" });
+    // busybox httpd closes every connection and forks per request: 100 req/s, so what is
+    // measured is nginx, not a starved upstream on a loaded machine
+    const load = startLoad({ url: `${edge.url}/web/`, rate: 100, connections: 16, durationMs: 60_000 });
+    try {
+      await new Promise((r) => setTimeout(r, 1000)); // every worker holds keep-alive connections
+      const generation = await edge.generation();
+      const r0 = await reloads();
+      await register("route-1", `route${Date.now() % 100000}`, ips[1]!); // a new route: a reload
+      await waitFor(async () => (await reloads()) > r0, { what: "the route reload", intervalMs: 10 });
+      await new Promise((r) => setTimeout(r, 100));
+      await client.agent.service.deregister("web-victim");
+      await waitFor(async () => !(await upstream("web")).includes(`${victimIp}:8080`), {
+        what: "the victim out of the pushed set",
+        intervalMs: 5,
+      });
+      const removedAt = Date.now();
+      assert.notEqual(await edge.generation(), generation, "nginx reloaded meanwhile");
+      await new Promise((r) => setTimeout(r, 3000)); // longer than keepalive_min_timeout: old workers done
+      const logs = await victim.container.logs({ stdout: true, stderr: true, timestamps: true });
+      const served = String(logs)
+        .split("\n")
+        .map((l) => /(\d{4}-\d\d-\d\dT[\d:.]+Z) .*response:/.exec(l)?.[1])
+        .filter((t): t is string => t !== undefined)
+        .map((t) => Date.parse(t));
+      const late = served.filter((t) => t > removedAt + 20); // 20 ms: a request already in flight
+      console.log(`victim: ${served.length} requests before its removal, ${late.length} after`);
+      assert.ok(served.length > 20, `the victim took traffic first (${served.length})`);
+      assert.equal(
+        late.length,
+        0,
+        `requests after removal at ${new Date(removedAt).toISOString()}: ${late
+          .slice(0, 5)
+          .map((t) => new Date(t).toISOString())
+          .join(", ")}`,
+      );
+      const r = await load.stop();
+      assert.equal(r.failed, 0, JSON.stringify(r.failures.slice(0, 10)));
+    } finally {
+      await load.stop();
+    }
+  });
 });
