@@ -18,6 +18,7 @@ import { hostPort } from "../../../lib/host-port.ts";
 import { describeError, type Logger } from "../../../lib/log.ts";
 import { Reachability } from "../../../lib/state-change.ts";
 import { classifyEvent, type DockerEvent } from "./core/events.ts";
+import { nextIndex, registryLoss } from "./core/loss.ts";
 import { containerInstances, type Mapping } from "./core/instances.ts";
 import { afterRegistration, planChanges, resolveClaims, type Op, type Rejected } from "./core/plan.ts";
 import {
@@ -48,9 +49,18 @@ export interface ReconcilerOptions {
   /** Containers reconciled at once. */
   concurrency?: number;
   ready: { intervalMs: number; timeoutMs: number; concurrency: number };
+  /**
+   * The watch on this node's services that finds a registry loss (a Consul agent
+   * restarted empty): how long one blocking read waits, and the most it waits
+   * between attempts while the agent does not answer.
+   */
+  lossWatch?: { waitMs: number; retryMaxMs: number };
   log: Logger;
   metrics: Metrics;
 }
+
+/** A registration younger than this may not be in the catalog yet: its absence is no loss. */
+const catalogLagMs = 1000;
 
 /** An error from a dependency, tagged so the right reachability is updated. */
 class DependencyError extends Error {
@@ -70,9 +80,10 @@ export interface HealthState {
 }
 
 export class Reconciler {
-  readonly #o: Required<Omit<ReconcilerOptions, "retryInitialMs" | "concurrency">> & {
+  readonly #o: Required<Omit<ReconcilerOptions, "retryInitialMs" | "concurrency" | "lossWatch">> & {
     retryInitialMs: number;
     concurrency: number;
+    lossWatch: { waitMs: number; retryMaxMs: number };
   };
   readonly #log: Logger;
   readonly #m: Metrics;
@@ -97,7 +108,12 @@ export class Reconciler {
   #isSynced = false;
 
   constructor(options: ReconcilerOptions) {
-    this.#o = { retryInitialMs: 250, concurrency: 16, ...options };
+    this.#o = {
+      retryInitialMs: 250,
+      concurrency: 16,
+      ...options,
+      lossWatch: { waitMs: 60_000, retryMaxMs: 1000, ...options.lossWatch },
+    };
     this.#log = options.log;
     this.#m = options.metrics;
     this.#queue = new KeyedQueue(this.#o.concurrency);
@@ -137,7 +153,7 @@ export class Reconciler {
   }
 
   start(): void {
-    this.#loops = [this.#eventLoop(), this.#syncLoop()];
+    this.#loops = [this.#eventLoop(), this.#syncLoop(), this.#lossLoop()];
   }
 
   /** Stops watching and syncing. Deregisters nothing: a restart must not cause an outage. */
@@ -233,7 +249,7 @@ export class Reconciler {
     }
   }
 
-  // ---- full sync -----------------------------------------------------------
+  // ---- scheduling ----------------------------------------------------------
 
   async #syncLoop(): Promise<void> {
     const signal = this.#stopped.signal;
@@ -244,6 +260,53 @@ export class Reconciler {
       (err) => this.#failed(err),
     );
   }
+
+  // ---- registry loss -----------------------------------------------------------
+
+  /**
+   * Follows this node's services in the catalog with a blocking read. A full sync
+   * runs at once when the agent answers again after failing, when the index goes
+   * backwards, or when a registration held here is missing: a Consul restarted
+   * empty is restored without waiting for the resync period.
+   */
+  async #lossLoop(): Promise<void> {
+    const registry = this.#o.registry;
+    if (!registry.nodeServices) return;
+    const signal = this.#stopped.signal;
+    const { waitMs, retryMaxMs } = this.#o.lossWatch;
+    const backoff = new Backoff({ initialMs: Math.min(100, retryMaxMs), maxMs: retryMaxMs });
+    await Promise.race([this.#loaded.promise, sleep(2000, signal)]);
+    let index: number | undefined;
+    let failing = false;
+    while (!signal.aborted) {
+      try {
+        const answer = await registry.nodeServices(index ?? 0, waitMs, signal);
+        const reason = failing
+          ? "the Consul agent answers again"
+          : registryLoss(index, answer, this.#ledger.heldSince(Date.now() - catalogLagMs));
+        failing = false;
+        backoff.reset();
+        index = nextIndex(answer);
+        if (reason) {
+          this.#m.restores.inc();
+          this.#log.info("checking Consul's registrations now", { reason });
+          this.#scheduler.request(0);
+        }
+      } catch (err) {
+        if (signal.aborted) return;
+        failing = true;
+        index = undefined;
+        const delay = backoff.next();
+        this.#log.debug("watch of this node's services failed", {
+          err: describeError(err),
+          retryInMs: delay,
+        });
+        await sleep(delay, signal);
+      }
+    }
+  }
+
+  // ---- full sync -----------------------------------------------------------
 
   /** Compares everything and applies the difference. Throws when a dependency failed. */
   async fullSync(): Promise<void> {
@@ -295,8 +358,7 @@ export class Reconciler {
         this.#queue
           .run(key, async () => {
             if (!fresh(key)) return; // an event-driven sync already handled it with fresher facts
-            for (const r of cachedBy.get(key) ?? []) this.#ledger.drop(r.id);
-            for (const r of actualBy.get(key) ?? []) this.#ledger.hold(r);
+            this.#ledger.replace(cachedBy.get(key) ?? [], actualBy.get(key) ?? []);
             const ops = planChanges(desiredBy.get(key) ?? [], actualBy.get(key) ?? [], {
               refreshDue: (checkId) => this.#refreshDue(checkId),
             });

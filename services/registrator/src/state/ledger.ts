@@ -6,6 +6,8 @@ import { metaKeys, type Registration } from "../core/types.ts";
 
 export class Ledger {
   readonly #held = new Map<string, Registration>();
+  /** Service ID → since when it is held (kept across updates). */
+  readonly #since = new Map<string, number>();
   /** Check ID → when its status was last sent (TTL heartbeat). */
   readonly #sentAt = new Map<string, number>();
   /** IDs of registrations on the agent that are not this registrator's. */
@@ -23,8 +25,9 @@ export class Ledger {
     return [...this.#held.values()];
   }
 
-  ids(): string[] {
-    return [...this.#held.keys()];
+  /** IDs held since before `t` (ms): younger ones may not have reached the catalog yet. */
+  heldSince(t: number): string[] {
+    return [...this.#held.keys()].filter((id) => (this.#since.get(id) ?? 0) < t);
   }
 
   /** The container a held registration belongs to. */
@@ -39,13 +42,22 @@ export class Ledger {
 
   hold(r: Registration): void {
     this.#held.set(r.id, r);
+    if (!this.#since.has(r.id)) this.#since.set(r.id, Date.now());
   }
 
   /** Not in Consul (any more); `withChecks` also forgets when its statuses were sent. */
   drop(serviceId: string, withChecks = false): void {
     const r = this.#held.get(serviceId);
     this.#held.delete(serviceId);
+    this.#since.delete(serviceId);
     if (withChecks && r) for (const checkId of Object.keys(r.checks)) this.#sentAt.delete(checkId);
+  }
+
+  /** What a full sync read from Consul for one container replaces what was believed. */
+  replace(believed: readonly Registration[], read: readonly Registration[]): void {
+    const kept = new Set(read.map((r) => r.id));
+    for (const r of believed) if (!kept.has(r.id)) this.drop(r.id);
+    for (const r of read) this.hold(r);
   }
 
   setCheck(serviceId: string, checkId: string, status: string): boolean {
