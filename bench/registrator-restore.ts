@@ -46,14 +46,17 @@ async function main(): Promise<void> {
     const client = new Consul({ host: consul.host, port: consul.port });
     const reg = await runRegistratorImage(bench, net, ["REGISTRATOR_RESYNC=1h", "REGISTRATOR_CHECK_TTL=3h"]);
     await reg.waitFor("initial sync complete");
+    const wanted = new Set<string>();
     for (let i = 0; i < count; i++) {
-      await createWorkload(bench.scope, {
+      const w = await createWorkload(bench.scope, {
         network: net.name,
         labels: { [benchLabel]: bench.run, SERVICE_NAME: "bench-restore" },
       });
+      wanted.add(`${w.name}:8080`);
     }
     const identity = `bench-${bench.run}`;
-    const all = async () => (await ownedIds(client, identity)).length === count;
+    const all = async () =>
+      (await ownedIds(client, identity)).filter((id) => wanted.has(id)).length === count;
     await until(all, `${count} registered`);
 
     const took: number[] = [];

@@ -313,10 +313,12 @@ export class Reconciler {
     const started = performance.now();
     const seq0 = this.#containers.seq;
     const { identity, labelFilter } = this.#o.mapping;
-    const [state, ids] = await Promise.all([
+    const [state, ids, names] = await Promise.all([
       this.#consul(() => this.#o.registry.list(identity)),
       this.#docker(() => this.#o.docker.listRunning(labelFilter)),
+      this.#docker(() => this.#o.docker.listNames(labelFilter)),
     ]);
+    this.#containers.setNames(names);
     this.#ledger.foreign = state.foreignIds;
     if (!this.#isLoaded) {
       for (const r of state.owned) this.#ledger.hold(r);
@@ -344,6 +346,7 @@ export class Reconciler {
       foreignIds: this.#ledger.foreign,
       currentOwner: (id) => ownerOf.get(id),
       created: (id) => this.#containers.known(id)?.created ?? "",
+      defaultOwner: (id) => this.#containers.defaultOwner(id),
     });
     this.#reportRejected(claims.rejected);
 
@@ -420,6 +423,7 @@ export class Reconciler {
         return owner && owner !== cid && containers.known(owner) ? owner : undefined;
       },
       created: (cid) => containers.known(cid)?.created ?? "",
+      defaultOwner: (sid) => containers.defaultOwner(sid),
     });
     this.#reportRejected(claims.rejected);
     const actual = ledger.relevantTo(id, new Set(claims.kept.map((i) => i.id)));

@@ -3,6 +3,7 @@
 // which problems were already logged, and when an event last looked at it.
 
 import { signalNumber } from "../core/events.ts";
+import { defaultIdName } from "../core/plan.ts";
 import type { ContainerFacts } from "../core/types.ts";
 
 /** A running container the registrator has seen. */
@@ -29,7 +30,22 @@ interface ContainerRecord {
 
 export class ContainerTable {
   readonly #records = new Map<string, ContainerRecord>();
+  /** Name → ID of every container seen, running or not: whose default IDs are whose. */
+  #names = new Map<string, string>();
   #seq = 0;
+
+  /** The names Docker listed (a full sync), plus any container seen since. */
+  setNames(names: Map<string, string>): void {
+    for (const [id, r] of this.#records) if (r.known) names.set(r.known.name, id);
+    this.#names = names;
+  }
+
+  /** The container whose default ID (`<name>:<port>`) `serviceId` is, if Docker has it. */
+  defaultOwner(serviceId: string): { id: string; name: string } | undefined {
+    const name = defaultIdName(serviceId);
+    const id = name === undefined ? undefined : this.#names.get(name);
+    return id === undefined ? undefined : { id, name: name! };
+  }
 
   #get(id: string): ContainerRecord {
     let r = this.#records.get(id);
@@ -51,6 +67,7 @@ export class ContainerTable {
   }
 
   remember(f: ContainerFacts): void {
+    this.#names.set(f.name, f.id);
     this.#get(f.id).known = {
       name: f.name,
       created: f.created,
