@@ -16,6 +16,7 @@ export interface Metrics {
   instances: Gauge;
   readyProbes: Counter<"result">;
   restores: Counter;
+  deniedServices: Gauge;
 }
 
 export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics {
@@ -83,6 +84,11 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
       name: "registrator_ready_probes_total",
       help: "Readiness probe rounds that ended, by result (ready, gave_up)",
       labelNames: ["result"],
+      registers,
+    }),
+    deniedServices: new Gauge({
+      name: "registrator_consul_denied_services",
+      help: "Services (or * for reading the agent's services) Consul refuses this registrator with 401/403 now",
       registers,
     }),
     restores: new Counter({

@@ -29,6 +29,7 @@ import {
   type Registration,
   type ServiceInstance,
 } from "./core/types.ts";
+import { deniedIn } from "./consul/answer.ts";
 import { CheckMissing, RegistryRejected, type Registry } from "./consul/registry.ts";
 import type { DockerSource } from "./docker/source.ts";
 import { KeyedQueue } from "./keyed-queue.ts";
@@ -36,6 +37,7 @@ import type { Metrics } from "./metrics.ts";
 import { ReadyProber, type ProbeTarget } from "./ready-probe.ts";
 import { ContainerTable } from "./state/containers.ts";
 import { Ledger } from "./state/ledger.ts";
+import { anyService, Permissions } from "./state/permissions.ts";
 import { SyncScheduler } from "./state/scheduler.ts";
 
 export interface ReconcilerOptions {
@@ -77,6 +79,8 @@ export interface HealthState {
   synced: boolean;
   lastFullSync: string | null;
   instances: number;
+  /** Service name ("*": reading the agent's services) → what Consul said when it refused. */
+  denied: Record<string, string>;
 }
 
 export class Reconciler {
@@ -96,6 +100,7 @@ export class Reconciler {
   readonly #containers = new ContainerTable();
   readonly #ledger = new Ledger();
   readonly #scheduler: SyncScheduler;
+  readonly #permissions: Permissions;
 
   #lastFullSync: Date | null = null;
   #loops: Promise<void>[] = [];
@@ -125,6 +130,7 @@ export class Reconciler {
     });
     this.#consulReach = new Reachability("consul", this.#log, (up) => this.#m.consulUp.set(up ? 1 : 0));
     this.#dockerReach = new Reachability("docker", this.#log, (up) => this.#m.dockerUp.set(up ? 1 : 0));
+    this.#permissions = new Permissions(this.#log, (n) => this.#m.deniedServices.set(n));
     this.#prober = new ReadyProber({
       ...options.ready,
       log: this.#log,
@@ -149,6 +155,7 @@ export class Reconciler {
       synced: this.#isSynced,
       lastFullSync: this.#lastFullSync?.toISOString() ?? null,
       instances: this.#ledger.size,
+      denied: this.#permissions.snapshot(),
     };
   }
 
@@ -379,6 +386,7 @@ export class Reconciler {
     this.#m.instances.set(this.#ledger.size);
     if (failures.length) throw failures[0];
 
+    this.#permissions.allowed(anyService);
     this.#launchProbes(claims.kept);
     const ms = performance.now() - started;
     this.#m.reconcileSeconds.observe({ scope: "full" }, ms / 1000);
@@ -448,51 +456,80 @@ export class Reconciler {
 
   // ---- applying a plan --------------------------------------------------------
 
+  /**
+   * Applies a plan. A refusal (401/403) of one operation is noted for its service and
+   * the rest goes on: a registrator denied on one service keeps working for the others.
+   */
   async #apply(ops: readonly Op[]): Promise<void> {
     for (const op of ops) {
-      switch (op.kind) {
-        case "register":
-          await this.#register(op.instance, op.previous);
-          break;
-        case "deregister": {
-          const r = op.registration;
-          await this.#consul(() => this.#o.registry.deregister(r.id));
-          this.#ledger.drop(r.id, true);
-          this.#m.deregistrations.inc();
-          this.#log.info("deregistered service instance", {
-            serviceName: r.name,
-            id: r.id,
-            containerId: r.meta[metaKeys.container]?.slice(0, 12),
-          });
+      const service = this.#serviceOf(op);
+      try {
+        await this.#applyOne(op);
+        this.#permissions.allowed(service);
+      } catch (err) {
+        const denied = deniedIn(err);
+        if (!denied) throw err;
+        this.#m.errors.inc({ kind: "denied" });
+        this.#permissions.denied(service, denied.message);
+      }
+    }
+  }
+
+  #serviceOf(op: Op): string {
+    switch (op.kind) {
+      case "register":
+      case "set-status":
+        return op.instance.name;
+      case "deregister":
+        return op.registration.name;
+      case "remove-check":
+        return this.#ledger.get(op.serviceId)?.name ?? op.serviceId;
+    }
+  }
+
+  async #applyOne(op: Op): Promise<void> {
+    switch (op.kind) {
+      case "register":
+        await this.#register(op.instance, op.previous);
+        break;
+      case "deregister": {
+        const r = op.registration;
+        await this.#consul(() => this.#o.registry.deregister(r.id));
+        this.#ledger.drop(r.id, true);
+        this.#m.deregistrations.inc();
+        this.#log.info("deregistered service instance", {
+          serviceName: r.name,
+          id: r.id,
+          containerId: r.meta[metaKeys.container]?.slice(0, 12),
+        });
+        break;
+      }
+      case "remove-check": {
+        await this.#consul(() => this.#o.registry.removeCheck(op.checkId));
+        this.#ledger.dropCheck(op.serviceId, op.checkId);
+        break;
+      }
+      case "set-status": {
+        const { instance, ttl } = op;
+        try {
+          await this.#consul(() => this.#o.registry.setStatus(ttl.checkId, ttl.status, ttl.note));
+        } catch (err) {
+          if (!(err instanceof DependencyError && err.cause instanceof CheckMissing)) throw err;
+          // Consul lost the check (restarted empty): put the whole instance back.
+          this.#ledger.drop(instance.id);
+          await this.#register(instance, undefined);
           break;
         }
-        case "remove-check": {
-          await this.#consul(() => this.#o.registry.removeCheck(op.checkId));
-          this.#ledger.dropCheck(op.serviceId, op.checkId);
-          break;
-        }
-        case "set-status": {
-          const { instance, ttl } = op;
-          try {
-            await this.#consul(() => this.#o.registry.setStatus(ttl.checkId, ttl.status, ttl.note));
-          } catch (err) {
-            if (!(err instanceof DependencyError && err.cause instanceof CheckMissing)) throw err;
-            // Consul lost the check (restarted empty): put the whole instance back.
-            this.#ledger.drop(instance.id);
-            await this.#register(instance, undefined);
-            break;
-          }
-          const changed = this.#ledger.setCheck(instance.id, ttl.checkId, ttl.status);
-          this.#ledger.statusSent(ttl.checkId);
-          this.#m.statusUpdates.inc({ status: ttl.status });
-          this.#log[changed ? "info" : "debug"]("check status", {
-            serviceName: instance.name,
-            id: instance.id,
-            status: ttl.status,
-            note: ttl.note,
-          });
-          break;
-        }
+        const changed = this.#ledger.setCheck(instance.id, ttl.checkId, ttl.status);
+        this.#ledger.statusSent(ttl.checkId);
+        this.#m.statusUpdates.inc({ status: ttl.status });
+        this.#log[changed ? "info" : "debug"]("check status", {
+          serviceName: instance.name,
+          id: instance.id,
+          status: ttl.status,
+          note: ttl.note,
+        });
+        break;
       }
     }
   }
@@ -561,6 +598,8 @@ export class Reconciler {
       (dependency === "consul" ? this.#consulReach : this.#dockerReach).ok();
       return out;
     } catch (err) {
+      // A refusal is an answer: Consul is reachable, this registrator may not do that.
+      if (dependency === "consul" && deniedIn(err)) this.#consulReach.ok();
       throw new DependencyError(dependency, err);
     }
   }
@@ -577,7 +616,11 @@ export class Reconciler {
   #failed(err: unknown): void {
     if (this.#stopped.signal.aborted) return;
     const delay = this.#scheduler.failed();
-    if (err instanceof DependencyError) {
+    const denied = deniedIn(err);
+    if (denied) {
+      this.#m.errors.inc({ kind: "denied" });
+      this.#permissions.denied(anyService, `${denied.message} (${denied.request})`);
+    } else if (err instanceof DependencyError) {
       this.#m.errors.inc({ kind: err.dependency });
       if (err.dependency === "consul") this.#consulReach.failed(err.cause, delay);
       else this.#dockerReach.failed(err.cause, delay);

@@ -6,6 +6,7 @@ import { EventEmitter } from "node:events";
 import type { IncomingMessage } from "node:http";
 import type Consul from "consul";
 import type { NodeServices } from "../core/loss.ts";
+import { checkAnswers, ConsulAnswerError } from "./answer.ts";
 import {
   metaKeys,
   type CheckSpec,
@@ -90,6 +91,25 @@ interface AgentCheck {
   Status: string;
 }
 
+function wellFormedService(s: unknown): s is AgentService {
+  const v = s as AgentService;
+  return (
+    typeof v === "object" &&
+    v !== null &&
+    typeof v.ID === "string" &&
+    typeof v.Service === "string" &&
+    typeof v.Address === "string" &&
+    typeof v.Port === "number" &&
+    (v.Tags === null || v.Tags === undefined || Array.isArray(v.Tags)) &&
+    (v.Meta === null || v.Meta === undefined || typeof v.Meta === "object")
+  );
+}
+
+function wellFormedCheck(c: unknown): c is AgentCheck {
+  const v = c as AgentCheck;
+  return typeof v === "object" && v !== null && typeof v.CheckID === "string" && typeof v.Status === "string";
+}
+
 function statusCode(err: unknown): number | undefined {
   return (err as { statusCode?: number }).statusCode;
 }
@@ -103,6 +123,7 @@ export class ConsulRegistry implements Registry {
   constructor(consul: Consul, opts: { requestTimeoutMs?: number } = {}) {
     this.#consul = consul;
     this.#timeoutMs = opts.requestTimeoutMs ?? 5000;
+    checkAnswers(consul);
   }
 
   async list(identity: string): Promise<RegistryState> {
@@ -112,6 +133,17 @@ export class ConsulRegistry implements Registry {
     ])) as [Record<string, AgentService>, Record<string, AgentCheck>];
     const owned = new Map<string, Registration>();
     const foreignIds = new Set<string>();
+    const bad = Object.values(services).find((s) => !wellFormedService(s));
+    const badCheck = Object.values(checks).find((c) => !wellFormedCheck(c));
+    if (bad !== undefined || badCheck !== undefined) {
+      const what = bad !== undefined ? `service ${JSON.stringify(bad).slice(0, 80)}` : "check";
+      throw new ConsulAnswerError(
+        "malformed",
+        `agent.service.list: ${what} without the fields Consul gives`,
+        200,
+        "agent.service.list",
+      );
+    }
     for (const s of Object.values(services)) {
       if (s.Meta?.[metaKeys.owner] !== identity) {
         foreignIds.add(s.ID);

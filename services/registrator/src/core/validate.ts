@@ -25,6 +25,11 @@ export function hasControlChars(s: string): boolean {
   return controlChars.test(s);
 }
 
+/** `s` with every run of control characters made one space. */
+export function stripControlChars(s: string): string {
+  return s.replace(new RegExp(`${controlChars.source}+`, "g"), " ");
+}
+
 /** A value quoted for a log line, every control character escaped (\\u0085, \\u2028). */
 export function quote(s: string): string {
   return JSON.stringify(s).replace(
