@@ -28,6 +28,8 @@ export interface TestRegistrator extends Registrator {
 
 export interface TestRegistratorOptions {
   consul: Pick<ConsulHandle, "host" | "port">;
+  /** ACL token sent with every Consul request. */
+  token?: string;
   run: string;
   identity?: string;
   resyncMs?: number;
@@ -49,7 +51,11 @@ export async function startTestRegistrator(
       if (process.env.DOCKSIDE_TEST_LOGS) process.stderr.write(line + "\n");
     },
   });
-  const consul = new Consul({ host: o.consul.host, port: o.consul.port });
+  const consul = new Consul({
+    host: o.consul.host,
+    port: o.consul.port,
+    ...(o.token ? { defaults: { token: o.token } } : {}),
+  });
   const r = await startRegistrator({
     docker: new DockerodeSource(docker),
     registry: new ConsulRegistry(consul, { requestTimeoutMs: 2000 }),
