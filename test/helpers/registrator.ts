@@ -9,7 +9,7 @@ import Consul from "consul";
 import { createLogger, type Fields } from "../../lib/log.ts";
 import { ConsulRegistry } from "../../services/registrator/src/consul/registry.ts";
 import type { MappingOptions, Registration } from "../../services/registrator/src/core/types.ts";
-import { DockerodeSource } from "../../services/registrator/src/docker/source.ts";
+import { DockerodeSource, type DockerSource } from "../../services/registrator/src/docker/source.ts";
 import { startRegistrator, type Registrator } from "../../services/registrator/src/registrator.ts";
 import type { ConsulHandle } from "./consul.ts";
 import { docker } from "./docker.ts";
@@ -30,6 +30,8 @@ export interface TestRegistratorOptions {
   consul: Pick<ConsulHandle, "host" | "port">;
   /** ACL token sent with every Consul request. */
   token?: string;
+  /** The Docker engine as the registrator reaches it (default: the test engine's socket). */
+  docker?: DockerSource;
   run: string;
   identity?: string;
   resyncMs?: number;
@@ -57,7 +59,7 @@ export async function startTestRegistrator(
     ...(o.token ? { defaults: { token: o.token } } : {}),
   });
   const r = await startRegistrator({
-    docker: new DockerodeSource(docker),
+    docker: o.docker ?? new DockerodeSource(docker),
     registry: new ConsulRegistry(consul, { requestTimeoutMs: 2000 }),
     log,
     identity: o.identity ?? `test-${o.run}`,

@@ -61,6 +61,7 @@ try {
       timeoutMs: settings.readyTimeout,
       concurrency: settings.readyConcurrency,
     },
+    eventsCheckMs: settings.eventsCheck,
     metrics,
     signal: shutdown.signal,
   });

@@ -19,6 +19,7 @@ import { describeError, type Logger } from "../../../lib/log.ts";
 import { Reachability } from "../../../lib/state-change.ts";
 import { classifyEvent, type DockerEvent } from "./core/events.ts";
 import { nextIndex, registryLoss } from "./core/loss.ts";
+import { sinceNanos, sinceOf, undelivered } from "./core/stall.ts";
 import { containerInstances, type Mapping } from "./core/instances.ts";
 import { afterRegistration, planChanges, resolveClaims, type Op, type Rejected } from "./core/plan.ts";
 import {
@@ -57,6 +58,11 @@ export interface ReconcilerOptions {
    * between attempts while the agent does not answer.
    */
   lossWatch?: { waitMs: number; retryMaxMs: number };
+  /**
+   * How often the event stream is checked against a closed window of events; 0 turns
+   * the check off. Events younger than `lagMs` are not expected on the stream yet.
+   */
+  eventsCheck?: { intervalMs: number; lagMs: number };
   log: Logger;
   metrics: Metrics;
 }
@@ -84,10 +90,13 @@ export interface HealthState {
 }
 
 export class Reconciler {
-  readonly #o: Required<Omit<ReconcilerOptions, "retryInitialMs" | "concurrency" | "lossWatch">> & {
+  readonly #o: Required<
+    Omit<ReconcilerOptions, "retryInitialMs" | "concurrency" | "lossWatch" | "eventsCheck">
+  > & {
     retryInitialMs: number;
     concurrency: number;
     lossWatch: { waitMs: number; retryMaxMs: number };
+    eventsCheck: { intervalMs: number; lagMs: number };
   };
   readonly #log: Logger;
   readonly #m: Metrics;
@@ -118,6 +127,7 @@ export class Reconciler {
       concurrency: 16,
       ...options,
       lossWatch: { waitMs: 60_000, retryMaxMs: 1000, ...options.lossWatch },
+      eventsCheck: { intervalMs: 1000, lagMs: 1000, ...options.eventsCheck },
     };
     this.#log = options.log;
     this.#m = options.metrics;
@@ -223,10 +233,13 @@ export class Reconciler {
     let since: string | undefined;
     let reconnecting = false;
     while (!signal.aborted) {
+      const connection = new AbortController();
+      const connSignal = AbortSignal.any([signal, connection.signal]);
+      let watchdog: Promise<void> | undefined;
       try {
         const stream = this.#o.docker.events({
           since,
-          signal,
+          signal: connSignal,
           onOpen: () => {
             since ??= (Date.now() / 1000).toFixed(3);
             this.#dockerReach.ok();
@@ -235,6 +248,7 @@ export class Reconciler {
             // Events may have been missed while disconnected: compare everything.
             if (reconnecting) this.requestFullSync();
             reconnecting = false;
+            watchdog ??= this.#watchStream(connection, connSignal, () => since!);
           },
         });
         for await (const ev of stream) {
@@ -242,16 +256,65 @@ export class Reconciler {
           this.handleEvent(ev);
         }
         if (signal.aborted) return;
+        if (connection.signal.aborted) throw connection.signal.reason;
         throw new Error("the Docker event stream ended");
       } catch (err) {
         if (signal.aborted) return;
         reconnecting = true;
+        // Stalled while Docker answers: not an outage; reconnect at once.
+        if (connection.signal.aborted) continue;
         this.#m.errors.inc({ kind: "docker" });
         const delay = backoff.next();
         this.#dockerReach.failed(err, delay);
         this.#eventsOpened.resolve(); // let the first full sync go ahead (and fail) rather than wait
         this.#log.debug("event stream failed; reconnecting", { err: describeError(err), retryInMs: delay });
         await sleep(delay, signal);
+      } finally {
+        connection.abort();
+        await watchdog;
+      }
+    }
+  }
+
+  /**
+   * While the stream is open: every interval, the events of the window since the last
+   * one delivered (up to `lagMs` ago) are asked for; any the stream did not deliver
+   * means it is stalled, and the connection is dropped (the loop reconnects, resumes
+   * from the last event and runs a full sync). A window query that fails is Docker
+   * being unreachable, which the stream itself reports.
+   */
+  async #watchStream(
+    connection: AbortController,
+    signal: AbortSignal,
+    lastSince: () => string,
+  ): Promise<void> {
+    const between = this.#o.docker.eventsBetween?.bind(this.#o.docker);
+    const { intervalMs, lagMs } = this.#o.eventsCheck;
+    if (!between || intervalMs <= 0) return;
+    while (!signal.aborted) {
+      await sleep(intervalMs, signal);
+      if (signal.aborted) return;
+      const from = lastSince();
+      const until = sinceOf(Date.now() - lagMs);
+      if (sinceNanos(until) <= sinceNanos(from)) continue;
+      try {
+        const window = await between(
+          from,
+          until,
+          AbortSignal.any([signal, AbortSignal.timeout(intervalMs + 2000)]),
+        );
+        const missed = undelivered(window, lastSince());
+        if (missed.length === 0) continue;
+        this.#m.errors.inc({ kind: "docker_stall" });
+        this.#log.warn("Docker event stream stalled; reconnecting", {
+          undelivered: missed.length,
+          firstAction: missed[0]!.Action,
+        });
+        connection.abort(new Error("the Docker event stream stalled (events found that it did not deliver)"));
+        return;
+      } catch (err) {
+        if (signal.aborted) return;
+        this.#log.debug("event stream check failed", { err: describeError(err) });
       }
     }
   }

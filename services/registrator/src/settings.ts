@@ -146,6 +146,17 @@ export const registratorSettings = {
     help: "longest wait between retries while Consul or Docker is unreachable",
     parse: parsers.duration({ minMs: 100, maxMs: 600_000 }),
   } satisfies Setting<number>,
+  eventsCheck: {
+    flag: "events-check",
+    env: "REGISTRATOR_EVENTS_CHECK",
+    default: 1000,
+    help: "how often the Docker event stream is checked for a stall (a window of events it should have delivered); 0s: never",
+    parse: (raw: string) => {
+      const ms = parsers.duration({ maxMs: 60_000 })(raw);
+      if (ms !== 0 && ms < 100) throw new Error(`${raw} is shorter than 100ms (0s turns the check off)`);
+      return ms;
+    },
+  } satisfies Setting<number>,
   opsHost: {
     flag: "ops-host",
     env: "REGISTRATOR_OPS_HOST",

@@ -22,6 +22,11 @@ export interface DockerSource {
    * `signal` aborts; `onOpen` runs once the engine has accepted the subscription.
    */
   events(opts: EventsOptions): AsyncIterable<DockerEvent>;
+  /**
+   * The events of a closed window (answered at once, not a stream), for the watchdog
+   * of the event stream. Optional: without it, a stalled stream is not detected.
+   */
+  eventsBetween?(since: string, until: string, signal: AbortSignal): Promise<DockerEvent[]>;
 }
 
 export interface EventsOptions {
@@ -118,6 +123,21 @@ export class DockerodeSource implements DockerSource {
       if (isNotFound(err)) return null;
       throw err;
     }
+  }
+
+  async eventsBetween(since: string, until: string, signal: AbortSignal): Promise<DockerEvent[]> {
+    const stream = (await this.docker.getEvents({
+      since: since as unknown as number,
+      until: until as unknown as number,
+      filters: eventFilters as Docker.GetEventsOptions["filters"],
+      abortSignal: signal,
+    } as Docker.GetEventsOptions)) as NodeJS.ReadableStream;
+    let text = "";
+    for await (const chunk of stream as AsyncIterable<Buffer | string>) text += chunk.toString();
+    return text
+      .split("\n")
+      .filter((l) => l.trim() !== "")
+      .map(parseEvent);
   }
 
   async *events(opts: EventsOptions): AsyncIterable<DockerEvent> {
