@@ -52,6 +52,7 @@ try {
       explicit: settings.explicit,
       extraTags: settings.tags,
       labelFilter: settings.labelFilter,
+      scopeNetwork: settings.scopeNetwork,
       checkTtlMs: settings.checkTtl,
     },
     resyncMs: settings.resync,

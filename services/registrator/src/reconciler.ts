@@ -382,10 +382,10 @@ export class Reconciler {
   async fullSync(): Promise<void> {
     const started = performance.now();
     const seq0 = this.#containers.seq;
-    const { identity, labelFilter } = this.#o.mapping;
+    const { identity, labelFilter, scopeNetwork } = this.#o.mapping;
     const [state, ids, names] = await Promise.all([
       this.#consul(() => this.#o.registry.list(identity)),
-      this.#docker(() => this.#o.docker.listRunning(labelFilter)),
+      this.#docker(() => this.#o.docker.listRunning(labelFilter, scopeNetwork)),
       this.#docker(() => this.#o.docker.listNames(labelFilter)),
     ]);
     this.#containers.setNames(names);

@@ -77,6 +77,7 @@ export async function startRegistrator(o: RegistratorOptions): Promise<Registrat
     network: o.mapping.network || "(per container)",
     resyncMs: o.resyncMs,
     labelFilter: o.mapping.labelFilter,
+    scopeNetwork: o.mapping.scopeNetwork || "(any)",
   });
   reconciler.start();
   return {

@@ -111,6 +111,13 @@ export const registratorSettings = {
     help: "only consider containers with these labels: label or label=value, comma-separated, all must match",
     parse: parseLabelFilter,
   } satisfies Setting<LabelSelector[]>,
+  scopeNetwork: {
+    flag: "scope-network",
+    env: "REGISTRATOR_SCOPE_NETWORK",
+    default: "",
+    help: "only consider containers attached to this Docker network (the lab's: a plain `docker run --network <it>` registers)",
+    parse: parsers.string({ allowEmpty: true }),
+  } satisfies Setting<string>,
   checkTtl: {
     flag: "check-ttl",
     env: "REGISTRATOR_CHECK_TTL",

@@ -11,8 +11,8 @@ import { factsFromInspect } from "./facts.ts";
 export interface DockerSource {
   /** The engine's ID (the default registrator identity). */
   engineId(): Promise<string>;
-  /** IDs of running containers matching the selectors. */
-  listRunning(filter: readonly LabelSelector[]): Promise<string[]>;
+  /** IDs of running containers matching the selectors (and attached to `network`, when given). */
+  listRunning(filter: readonly LabelSelector[], network?: string): Promise<string[]>;
   /** Name → ID of every container matching the selectors, running or not (default IDs belong to them). */
   listNames(filter: readonly LabelSelector[]): Promise<Map<string, string>>;
   /** Facts of one container; null when it no longer exists. */
@@ -97,10 +97,14 @@ export class DockerodeSource implements DockerSource {
     return info.ID;
   }
 
-  async listRunning(filter: readonly LabelSelector[]): Promise<string[]> {
+  async listRunning(filter: readonly LabelSelector[], network?: string): Promise<string[]> {
     const label = filter.map((s) => (s.value === undefined ? s.key : `${s.key}=${s.value}`));
     const list = await this.docker.listContainers({
-      filters: { status: ["running"], ...(label.length ? { label } : {}) },
+      filters: {
+        status: ["running"],
+        ...(label.length ? { label } : {}),
+        ...(network ? { network: [network] } : {}),
+      },
     });
     return list.map((c) => c.Id);
   }
