@@ -202,7 +202,9 @@ export class Reconciler {
         this.#prober.cancel(id);
         break;
       case "drain":
-        if (this.#containers.drain(id)) {
+        // Logged only for containers this registrator has seen: under a network scope, every
+        // container's kill passes the event filter.
+        if (this.#containers.drain(id) && this.#containers.known(id)) {
           this.#log.info("container stopping; taking its instances out of rotation", {
             container: this.#containers.known(id)?.name,
             containerId: id.slice(0, 12),
@@ -402,7 +404,7 @@ export class Reconciler {
 
     const fresh = (id: string) => this.#containers.fresh(id, seq0);
     const live = new Set(facts.map((f) => f.id));
-    for (const id of this.#containers.knownIds()) if (!live.has(id) && fresh(id)) this.#forget(id);
+    for (const id of this.#containers.ids()) if (!live.has(id) && fresh(id)) this.#forget(id);
     const desired: ServiceInstance[] = [];
     for (const f of facts) {
       if (!fresh(f.id)) continue;
@@ -477,7 +479,7 @@ export class Reconciler {
       ? null
       : await this.#docker(() => this.#o.docker.inspect(id));
     let mapping: Mapping = { instances: [], problems: [] };
-    if (facts?.running) {
+    if (facts?.running && this.#inScope(facts)) {
       containers.remember(facts);
       mapping = this.#map(facts);
       this.#report(facts, mapping.problems);
@@ -503,6 +505,12 @@ export class Reconciler {
     this.#m.instances.set(ledger.size);
     this.#launchProbes(claims.kept);
     this.#m.reconcileSeconds.observe({ scope: "container" }, (performance.now() - started) / 1000);
+  }
+
+  /** Attached to the scope network, when there is one (events come for every container). */
+  #inScope(f: ContainerFacts): boolean {
+    const net = this.#o.mapping.scopeNetwork;
+    return !net || Object.hasOwn(f.networks, net);
   }
 
   #map(f: ContainerFacts): Mapping {

@@ -62,8 +62,9 @@ export class ContainerTable {
     return this.#records.get(id)?.known;
   }
 
-  knownIds(): string[] {
-    return [...this.#records].filter(([, r]) => r.known).map(([id]) => id);
+  /** Every container with a record (seen running, draining, or with problems logged). */
+  ids(): string[] {
+    return [...this.#records.keys()];
   }
 
   remember(f: ContainerFacts): void {
