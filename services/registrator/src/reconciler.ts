@@ -350,6 +350,7 @@ export class Reconciler {
     await Promise.race([this.#loaded.promise, sleep(2000, signal)]);
     let index: number | undefined;
     let failing = false;
+    let lossWatchDenied = false;
     while (!signal.aborted) {
       try {
         const answer = await registry.nodeServices(index ?? 0, waitMs, signal);
@@ -368,7 +369,19 @@ export class Reconciler {
         if (signal.aborted) return;
         failing = true;
         index = undefined;
-        const delay = backoff.next();
+        // Not permitted (the token lacks agent:read or node:read): ask again once per resync, say so once.
+        const denied = deniedIn(err);
+        const delay = denied ? this.#o.resyncMs : backoff.next();
+        if (denied && !lossWatchDenied) {
+          this.#log.warn(
+            "registry-loss watch not permitted; a lost registration is restored at the next resync",
+            {
+              reason: denied.message,
+              request: denied.request,
+            },
+          );
+        }
+        lossWatchDenied = denied !== undefined;
         this.#log.debug("watch of this node's services failed", {
           err: describeError(err),
           retryInMs: delay,
