@@ -11,7 +11,13 @@ import { parseArgs } from "node:util";
 import type Docker from "dockerode";
 import { execa } from "execa";
 import { startConsul, type ConsulHandle } from "../test/helpers/consul.ts";
-import { docker, requireDocker, testLabel, type TestNetwork } from "../test/helpers/docker.ts";
+import {
+  docker,
+  dockerSocketGroup,
+  requireDocker,
+  testLabel,
+  type TestNetwork,
+} from "../test/helpers/docker.ts";
 import { images, repoRoot } from "../test/helpers/images.ts";
 import { Scope } from "../test/helpers/scope.ts";
 
@@ -113,7 +119,8 @@ export interface RegistratorContainer {
 
 /**
  * Runs the shipped image (built first by scripts/images.ts) the way the lab does:
- * Docker socket read-only, Consul by name on the bench network; scoped to this run's containers.
+ * Docker socket with its group (the image runs non-root), Consul by name on the bench network;
+ * scoped to this run's containers.
  */
 export async function runRegistratorImage(
   bench: Bench,
@@ -137,7 +144,9 @@ export async function runRegistratorImage(
     ExposedPorts: { "9101/tcp": {} },
     HostConfig: {
       NetworkMode: net.name,
-      Binds: ["/var/run/docker.sock:/var/run/docker.sock:ro"],
+      Binds: ["/var/run/docker.sock:/var/run/docker.sock"],
+      // The image runs as a non-root user: the socket's group lets it read the socket.
+      GroupAdd: [dockerSocketGroup()],
       PortBindings: { "9101/tcp": [{ HostIp: "127.0.0.1", HostPort: "" }] },
     },
   });

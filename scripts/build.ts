@@ -9,7 +9,7 @@ import path from "node:path";
 import { build, type Plugin } from "esbuild";
 
 const root = path.resolve(import.meta.dirname, "..");
-const entryNames = ["main", "probe"];
+const entryNames = ["main"];
 
 /**
  * Dependencies a service never uses but whose code would load anyway, replaced by a stub

@@ -17,6 +17,7 @@ import {
   mkdtempSync,
   readFileSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from "node:fs";
 import { createHash } from "node:crypto";
@@ -305,19 +306,32 @@ async function buildServiceImages(bases: Record<BaseRole, BaseChoice>, only?: st
   }
 }
 
+function dockerSocketGid(): number | undefined {
+  try {
+    return statSync("/var/run/docker.sock").gid;
+  } catch {
+    return undefined;
+  }
+}
+
 export function writeImageSet(bases: Record<BaseRole, BaseChoice>): ImageSet {
   const set: ImageSet = {
     node: bases.node.image,
     nginx: bases.nginx.image,
     consul: bases.consul.image,
     busybox: bases.busybox.image,
+    haproxy: bases.haproxy.image,
     ...serviceImages,
   };
   const header = [
     `Written by scripts/images.ts on ${new Date().toISOString()}; read by deploy/compose.yml and the tests.`,
     ...baseRoles.map((r) => `${r}: ${bases[r].reason}`),
   ];
-  writeFileSync(envFile, formatEnvFile(set, header));
+  // Not an image: the group of this engine's socket, for the lab's Docker socket proxy (compose's group_add).
+  const gid = dockerSocketGid();
+  const extra =
+    gid === undefined ? "" : `# the group owning /var/run/docker.sock here\nDOCKSIDE_DOCKER_GID=${gid}\n`;
+  writeFileSync(envFile, formatEnvFile(set, header) + extra);
   return set;
 }
 

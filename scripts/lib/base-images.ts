@@ -2,14 +2,16 @@
 // that is already present or pullable wins; otherwise the project builds a local
 // stand-in from Debian packages. Pure: the probes happen elsewhere.
 
-export type BaseRole = "node" | "nginx" | "consul" | "busybox";
-export const baseRoles: readonly BaseRole[] = ["node", "nginx", "consul", "busybox"];
+export type BaseRole = "node" | "nginx" | "consul" | "busybox" | "haproxy";
+export const baseRoles: readonly BaseRole[] = ["node", "nginx", "consul", "busybox", "haproxy"];
 
 export const upstreamImages: Record<BaseRole, string> = {
   node: "node:24-bookworm-slim",
   nginx: "nginx:1.30",
   consul: "hashicorp/consul:1.21",
   busybox: "busybox:1.37",
+  /** The lab's Docker socket allow-list proxy (deploy/docker-proxy/haproxy.cfg). */
+  haproxy: "haproxy:3.0",
 };
 
 export const localImages: Record<BaseRole, string> = {
@@ -17,6 +19,7 @@ export const localImages: Record<BaseRole, string> = {
   nginx: "dockside/base-nginx:sid",
   consul: "dockside/base-consul:1.8",
   busybox: "dockside/base-busybox:bookworm",
+  haproxy: "dockside/base-haproxy:bookworm",
 };
 
 /** The Debian suite each local stand-in is built from. */
@@ -25,6 +28,7 @@ export const localSuites: Record<BaseRole, "bookworm" | "trixie"> = {
   nginx: "trixie",
   consul: "bookworm",
   busybox: "bookworm",
+  haproxy: "bookworm",
 };
 
 export interface RegistryProbe {
@@ -91,6 +95,7 @@ export interface ImageSet {
   nginx: string;
   consul: string;
   busybox: string;
+  haproxy: string;
   registrator: string;
   edge: string;
   demo: string;
@@ -101,6 +106,7 @@ export const imageVariables: Record<keyof ImageSet, string> = {
   nginx: "DOCKSIDE_NGINX_IMAGE",
   consul: "DOCKSIDE_CONSUL_IMAGE",
   busybox: "DOCKSIDE_BUSYBOX_IMAGE",
+  haproxy: "DOCKSIDE_HAPROXY_IMAGE",
   registrator: "DOCKSIDE_REGISTRATOR_IMAGE",
   edge: "DOCKSIDE_EDGE_IMAGE",
   demo: "DOCKSIDE_DEMO_IMAGE",

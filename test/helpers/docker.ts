@@ -2,6 +2,7 @@
 // answers, networks and containers labelled so a sweep can find leftovers.
 
 import { randomBytes } from "node:crypto";
+import { statSync } from "node:fs";
 import Docker from "dockerode";
 import type { Scope } from "./scope.ts";
 
@@ -78,4 +79,12 @@ export async function containerLogs(
   container: Docker.Container,
 ): Promise<{ stdout: string; stderr: string; all: string }> {
   return demux((await container.logs({ stdout: true, stderr: true, follow: false })) as unknown as Buffer);
+}
+
+/**
+ * The group owning the engine's socket, for a container that reads the socket directly as a
+ * non-root user (`GroupAdd`); the lab uses the allow-list proxy instead.
+ */
+export function dockerSocketGroup(socket = "/var/run/docker.sock"): string {
+  return String(statSync(socket).gid);
 }

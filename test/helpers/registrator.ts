@@ -9,7 +9,7 @@ import Consul from "consul";
 import { createLogger, type Fields } from "../../lib/log.ts";
 import { ConsulRegistry } from "../../services/registrator/src/consul/registry.ts";
 import type { MappingOptions, Registration } from "../../services/registrator/src/core/types.ts";
-import { DockerodeSource } from "../../services/registrator/src/docker/source.ts";
+import { DockerodeSource, type DockerSource } from "../../services/registrator/src/docker/source.ts";
 import { startRegistrator, type Registrator } from "../../services/registrator/src/registrator.ts";
 import type { ConsulHandle } from "./consul.ts";
 import { docker } from "./docker.ts";
@@ -28,6 +28,10 @@ export interface TestRegistrator extends Registrator {
 
 export interface TestRegistratorOptions {
   consul: Pick<ConsulHandle, "host" | "port">;
+  /** ACL token sent with every Consul request. */
+  token?: string;
+  /** The Docker engine as the registrator reaches it (default: the test engine's socket). */
+  docker?: DockerSource;
   run: string;
   identity?: string;
   resyncMs?: number;
@@ -49,9 +53,13 @@ export async function startTestRegistrator(
       if (process.env.DOCKSIDE_TEST_LOGS) process.stderr.write(line + "\n");
     },
   });
-  const consul = new Consul({ host: o.consul.host, port: o.consul.port });
+  const consul = new Consul({
+    host: o.consul.host,
+    port: o.consul.port,
+    ...(o.token ? { defaults: { token: o.token } } : {}),
+  });
   const r = await startRegistrator({
-    docker: new DockerodeSource(docker),
+    docker: o.docker ?? new DockerodeSource(docker),
     registry: new ConsulRegistry(consul, { requestTimeoutMs: 2000 }),
     log,
     identity: o.identity ?? `test-${o.run}`,

@@ -122,6 +122,17 @@ describe("demo-node image", { timeout: 120_000 }, () => {
     });
   });
 
+  it("its health probe is cheap (no Node process per probe) and needs 3 misses in a row", async () => {
+    const info = await docker.getContainer(id).inspect();
+    const hc = info.Config.Healthcheck!;
+    assert.ok(!hc.Test!.join(" ").includes("node"), `probe: ${hc.Test!.join(" ")}`);
+    assert.ok((hc.Retries ?? 0) >= 3, `retries ${hc.Retries}`);
+    const log = info.State.Health!.Log!;
+    assert.ok(log.length > 0 && log.every((l) => l.ExitCode === 0), JSON.stringify(log));
+    const took = log.map((l) => new Date(l.End).getTime() - new Date(l.Start).getTime());
+    console.log(`probe run times (ms, as Docker saw them, shared machine): ${took.join(", ")}`);
+  });
+
   it("stops gracefully on docker stop, with exit code 0, within the drain bound", async () => {
     const started = Date.now();
     await docker.getContainer(id).stop({ t: 10 });

@@ -9,6 +9,7 @@ import {
   containerLogs,
   createNetwork,
   docker,
+  dockerSocketGroup,
   removeContainer,
   requireDocker,
   testLabel,
@@ -41,7 +42,9 @@ describe("registrator image", { timeout: 120_000 }, () => {
       ExposedPorts: { "9101/tcp": {} },
       HostConfig: {
         NetworkMode: net.name,
-        Binds: ["/var/run/docker.sock:/var/run/docker.sock:ro"],
+        Binds: ["/var/run/docker.sock:/var/run/docker.sock"],
+        // The image runs as a non-root user: the socket's group lets it read the socket.
+        GroupAdd: [dockerSocketGroup()],
         PortBindings: { "9101/tcp": [{ HostIp: "127.0.0.1", HostPort: "" }] },
       },
     });

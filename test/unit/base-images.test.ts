@@ -36,6 +36,7 @@ describe("deploy/.env", () => {
       nginx: "x:2",
       consul: "c:3",
       busybox: "b:4",
+      haproxy: "h:5",
       registrator: "r",
       edge: "e",
       demo: "d",
@@ -43,6 +44,7 @@ describe("deploy/.env", () => {
     const env = parseEnvFile(formatEnvFile(set, ["header"]));
     assert.equal(env.DOCKSIDE_NGINX_IMAGE, "x:2");
     assert.equal(env.DOCKSIDE_DEMO_IMAGE, "d");
-    assert.equal(Object.keys(env).length, 7);
+    assert.equal(env.DOCKSIDE_HAPROXY_IMAGE, "h:5");
+    assert.equal(Object.keys(env).length, 8);
   });
 });

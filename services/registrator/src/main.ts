@@ -52,6 +52,7 @@ try {
       explicit: settings.explicit,
       extraTags: settings.tags,
       labelFilter: settings.labelFilter,
+      scopeNetwork: settings.scopeNetwork,
       checkTtlMs: settings.checkTtl,
     },
     resyncMs: settings.resync,
@@ -61,6 +62,7 @@ try {
       timeoutMs: settings.readyTimeout,
       concurrency: settings.readyConcurrency,
     },
+    eventsCheckMs: settings.eventsCheck,
     metrics,
     signal: shutdown.signal,
   });

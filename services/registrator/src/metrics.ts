@@ -15,6 +15,8 @@ export interface Metrics {
   dockerUp: Gauge;
   instances: Gauge;
   readyProbes: Counter<"result">;
+  restores: Counter;
+  deniedServices: Gauge;
 }
 
 export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics {
@@ -82,6 +84,16 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
       name: "registrator_ready_probes_total",
       help: "Readiness probe rounds that ended, by result (ready, gave_up)",
       labelNames: ["result"],
+      registers,
+    }),
+    deniedServices: new Gauge({
+      name: "registrator_consul_denied_services",
+      help: "Services (or * for reading the agent's services) Consul refuses this registrator with 401/403 now",
+      registers,
+    }),
+    restores: new Counter({
+      name: "registrator_registry_loss_checks_total",
+      help: "Full syncs started at once because the Consul agent looked like it lost registrations (restarted empty, index backwards, an instance missing)",
       registers,
     }),
   };

@@ -21,6 +21,8 @@ export interface RegistratorOptions {
   resyncMs: number;
   retryMaxMs: number;
   ready: { intervalMs: number; timeoutMs: number; concurrency: number };
+  /** How often the event stream is checked for a stall, ms; 0: never. Default 1 s. */
+  eventsCheckMs?: number;
   metrics?: Metrics;
   /** Aborting it gives up waiting for Docker at start-up. */
   signal?: AbortSignal;
@@ -65,6 +67,7 @@ export async function startRegistrator(o: RegistratorOptions): Promise<Registrat
     resyncMs: o.resyncMs,
     retryMaxMs: o.retryMaxMs,
     ready: o.ready,
+    ...(o.eventsCheckMs !== undefined ? { eventsCheck: { intervalMs: o.eventsCheckMs, lagMs: 1000 } } : {}),
     log: o.log,
     metrics,
   });
@@ -74,6 +77,7 @@ export async function startRegistrator(o: RegistratorOptions): Promise<Registrat
     network: o.mapping.network || "(per container)",
     resyncMs: o.resyncMs,
     labelFilter: o.mapping.labelFilter,
+    scopeNetwork: o.mapping.scopeNetwork || "(any)",
   });
   reconciler.start();
   return {

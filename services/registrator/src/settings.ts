@@ -111,6 +111,13 @@ export const registratorSettings = {
     help: "only consider containers with these labels: label or label=value, comma-separated, all must match",
     parse: parseLabelFilter,
   } satisfies Setting<LabelSelector[]>,
+  scopeNetwork: {
+    flag: "scope-network",
+    env: "REGISTRATOR_SCOPE_NETWORK",
+    default: "",
+    help: "only consider containers attached to this Docker network (the lab's: a plain `docker run --network <it>` registers)",
+    parse: parsers.string({ allowEmpty: true }),
+  } satisfies Setting<string>,
   checkTtl: {
     flag: "check-ttl",
     env: "REGISTRATOR_CHECK_TTL",
@@ -145,6 +152,17 @@ export const registratorSettings = {
     default: 10_000,
     help: "longest wait between retries while Consul or Docker is unreachable",
     parse: parsers.duration({ minMs: 100, maxMs: 600_000 }),
+  } satisfies Setting<number>,
+  eventsCheck: {
+    flag: "events-check",
+    env: "REGISTRATOR_EVENTS_CHECK",
+    default: 1000,
+    help: "how often the Docker event stream is checked for a stall (a window of events it should have delivered); 0s: never",
+    parse: (raw: string) => {
+      const ms = parsers.duration({ maxMs: 60_000 })(raw);
+      if (ms !== 0 && ms < 100) throw new Error(`${raw} is shorter than 100ms (0s turns the check off)`);
+      return ms;
+    },
   } satisfies Setting<number>,
   opsHost: {
     flag: "ops-host",

@@ -2,7 +2,11 @@
 // RegistryAdapter. The adapter registers with the local agent (/v1/agent/...), the
 // way registrator does, so instances belong to this host's node.
 
+import { EventEmitter } from "node:events";
+import type { IncomingMessage } from "node:http";
 import type Consul from "consul";
+import type { NodeServices } from "../core/loss.ts";
+import { checkAnswers, ConsulAnswerError } from "./answer.ts";
 import {
   metaKeys,
   type CheckSpec,
@@ -25,6 +29,12 @@ export interface Registry {
   deregister(serviceId: string): Promise<void>;
   setStatus(checkId: string, status: CheckStatus, note: string): Promise<void>;
   removeCheck(checkId: string): Promise<void>;
+  /**
+   * This agent's node services, as a blocking read: answers when they change after
+   * `index` (0: at once), or after about `waitMs`. Optional: without it, a registry
+   * loss is found at the next full sync.
+   */
+  nodeServices?(index: number, waitMs: number, signal: AbortSignal): Promise<NodeServices>;
 }
 
 /** Consul refused a registration because of what it contains (HTTP 400): an input problem, not an outage. */
@@ -81,6 +91,25 @@ interface AgentCheck {
   Status: string;
 }
 
+function wellFormedService(s: unknown): s is AgentService {
+  const v = s as AgentService;
+  return (
+    typeof v === "object" &&
+    v !== null &&
+    typeof v.ID === "string" &&
+    typeof v.Service === "string" &&
+    typeof v.Address === "string" &&
+    typeof v.Port === "number" &&
+    (v.Tags === null || v.Tags === undefined || Array.isArray(v.Tags)) &&
+    (v.Meta === null || v.Meta === undefined || typeof v.Meta === "object")
+  );
+}
+
+function wellFormedCheck(c: unknown): c is AgentCheck {
+  const v = c as AgentCheck;
+  return typeof v === "object" && v !== null && typeof v.CheckID === "string" && typeof v.Status === "string";
+}
+
 function statusCode(err: unknown): number | undefined {
   return (err as { statusCode?: number }).statusCode;
 }
@@ -88,10 +117,13 @@ function statusCode(err: unknown): number | undefined {
 export class ConsulRegistry implements Registry {
   readonly #consul: Consul;
   readonly #timeoutMs: number;
+  /** This agent's node name; asked again after any failure (the agent may be a new one). */
+  #node: string | undefined;
 
   constructor(consul: Consul, opts: { requestTimeoutMs?: number } = {}) {
     this.#consul = consul;
     this.#timeoutMs = opts.requestTimeoutMs ?? 5000;
+    checkAnswers(consul);
   }
 
   async list(identity: string): Promise<RegistryState> {
@@ -101,6 +133,17 @@ export class ConsulRegistry implements Registry {
     ])) as [Record<string, AgentService>, Record<string, AgentCheck>];
     const owned = new Map<string, Registration>();
     const foreignIds = new Set<string>();
+    const bad = Object.values(services).find((s) => !wellFormedService(s));
+    const badCheck = Object.values(checks).find((c) => !wellFormedCheck(c));
+    if (bad !== undefined || badCheck !== undefined) {
+      const what = bad !== undefined ? `service ${JSON.stringify(bad).slice(0, 80)}` : "check";
+      throw new ConsulAnswerError(
+        "malformed",
+        `agent.service.list: ${what} without the fields Consul gives`,
+        200,
+        "agent.service.list",
+      );
+    }
     for (const s of Object.values(services)) {
       if (s.Meta?.[metaKeys.owner] !== identity) {
         foreignIds.add(s.ID);
@@ -170,6 +213,39 @@ export class ConsulRegistry implements Registry {
     } catch (err) {
       if (statusCode(err) === 404) return;
       throw err;
+    }
+  }
+
+  async nodeServices(index: number, waitMs: number, signal: AbortSignal): Promise<NodeServices> {
+    signal.throwIfAborted();
+    const ctx = Object.assign(new EventEmitter(), { includeResponse: true });
+    const cancel = () => ctx.emit("cancel");
+    signal.addEventListener("abort", cancel, { once: true });
+    try {
+      if (this.#node === undefined) {
+        const self = (await this.#consul.agent.self({ ctx, timeout: this.#timeoutMs } as never)) as [
+          IncomingMessage,
+          { Config?: { NodeName?: string } },
+        ];
+        const name = self[1]?.Config?.NodeName;
+        if (typeof name !== "string" || name === "")
+          throw new Error("the Consul agent reported no node name");
+        this.#node = name;
+      }
+      const blocking = index > 0 ? { index: String(index), wait: `${waitMs}ms` } : {};
+      const [res, body] = (await this.#consul.catalog.node.services({
+        node: this.#node,
+        ...blocking,
+        ctx,
+        timeout: waitMs + waitMs / 16 + this.#timeoutMs,
+      } as never)) as [IncomingMessage, { Services?: Record<string, { ID: string }> | null } | null];
+      const ids = body ? new Set(Object.values(body.Services ?? {}).map((s) => s.ID)) : null;
+      return { index: Number(res.headers["x-consul-index"]), ids };
+    } catch (err) {
+      this.#node = undefined;
+      throw err;
+    } finally {
+      signal.removeEventListener("abort", cancel);
     }
   }
 }

@@ -137,6 +137,7 @@ export function containerInstances(
   const problems: Problem[] = [];
   const none = (): Mapping => ({ instances: [], problems });
   if (!matchesFilter(c.labels, opts.labelFilter)) return none();
+  if (opts.scopeNetwork && !Object.hasOwn(c.networks, opts.scopeNetwork)) return none();
   if (!c.running || c.paused || rt.draining) return none();
 
   const parsed = parseServiceKeys(c.env, c.labels);

@@ -62,6 +62,8 @@ export interface MappingOptions {
   extraTags: string[];
   /** Only containers matching all selectors are considered. */
   labelFilter: LabelSelector[];
+  /** Only containers attached to this Docker network are considered; "" or absent: any. */
+  scopeNetwork?: string;
   /** TTL of checks driven by Docker health or readiness. */
   checkTtlMs: number;
 }

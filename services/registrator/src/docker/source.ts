@@ -11,8 +11,10 @@ import { factsFromInspect } from "./facts.ts";
 export interface DockerSource {
   /** The engine's ID (the default registrator identity). */
   engineId(): Promise<string>;
-  /** IDs of running containers matching the selectors. */
-  listRunning(filter: readonly LabelSelector[]): Promise<string[]>;
+  /** IDs of running containers matching the selectors (and attached to `network`, when given). */
+  listRunning(filter: readonly LabelSelector[], network?: string): Promise<string[]>;
+  /** Name → ID of every container matching the selectors, running or not (default IDs belong to them). */
+  listNames(filter: readonly LabelSelector[]): Promise<Map<string, string>>;
   /** Facts of one container; null when it no longer exists. */
   inspect(id: string): Promise<ContainerFacts | null>;
   /**
@@ -20,6 +22,11 @@ export interface DockerSource {
    * `signal` aborts; `onOpen` runs once the engine has accepted the subscription.
    */
   events(opts: EventsOptions): AsyncIterable<DockerEvent>;
+  /**
+   * The events of a closed window (answered at once, not a stream), for the watchdog
+   * of the event stream. Optional: without it, a stalled stream is not detected.
+   */
+  eventsBetween?(since: string, until: string, signal: AbortSignal): Promise<DockerEvent[]>;
 }
 
 export interface EventsOptions {
@@ -90,12 +97,27 @@ export class DockerodeSource implements DockerSource {
     return info.ID;
   }
 
-  async listRunning(filter: readonly LabelSelector[]): Promise<string[]> {
+  async listRunning(filter: readonly LabelSelector[], network?: string): Promise<string[]> {
     const label = filter.map((s) => (s.value === undefined ? s.key : `${s.key}=${s.value}`));
     const list = await this.docker.listContainers({
-      filters: { status: ["running"], ...(label.length ? { label } : {}) },
+      filters: {
+        status: ["running"],
+        ...(label.length ? { label } : {}),
+        ...(network ? { network: [network] } : {}),
+      },
     });
     return list.map((c) => c.Id);
+  }
+
+  async listNames(filter: readonly LabelSelector[]): Promise<Map<string, string>> {
+    const label = filter.map((s) => (s.value === undefined ? s.key : `${s.key}=${s.value}`));
+    const list = await this.docker.listContainers({
+      all: true,
+      ...(label.length ? { filters: { label } } : {}),
+    });
+    const out = new Map<string, string>();
+    for (const c of list) for (const n of c.Names ?? []) out.set(n.replace(/^\//, ""), c.Id);
+    return out;
   }
 
   async inspect(id: string): Promise<ContainerFacts | null> {
@@ -105,6 +127,21 @@ export class DockerodeSource implements DockerSource {
       if (isNotFound(err)) return null;
       throw err;
     }
+  }
+
+  async eventsBetween(since: string, until: string, signal: AbortSignal): Promise<DockerEvent[]> {
+    const stream = (await this.docker.getEvents({
+      since: since as unknown as number,
+      until: until as unknown as number,
+      filters: eventFilters as Docker.GetEventsOptions["filters"],
+      abortSignal: signal,
+    } as Docker.GetEventsOptions)) as NodeJS.ReadableStream;
+    let text = "";
+    for await (const chunk of stream as AsyncIterable<Buffer | string>) text += chunk.toString();
+    return text
+      .split("\n")
+      .filter((l) => l.trim() !== "")
+      .map(parseEvent);
   }
 
   async *events(opts: EventsOptions): AsyncIterable<DockerEvent> {
