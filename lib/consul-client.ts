@@ -146,7 +146,7 @@ export function createConsul(
 }
 
 /** Default for consulRequest's idleTimeoutMs: a body that sends nothing this long is a failure. */
-export const bodyIdleTimeoutMs = 3_000;
+export const bodyIdleTimeoutMs = 2_000;
 /** Largest body read from Consul; more is a malformed answer, not a memory problem. */
 const maxBodyBytes = 64 * 1024 * 1024;
 
