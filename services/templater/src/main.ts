@@ -121,6 +121,7 @@ async function main(): Promise<void> {
     },
     wait: { minMs: settings.waitMin, maxMs: settings.waitMax },
     forgetAfterMs: settings.forgetAfter,
+    hold: { graceMs: settings.restartGrace, panic: settings.panic },
     metrics,
     log,
   });

@@ -19,6 +19,7 @@ import {
 } from "./core/render.ts";
 import type { ManagerState } from "./core/status.ts";
 import { RememberedServices } from "./core/remembered.ts";
+import { holdRouted, type Held } from "./core/hold.ts";
 import { buildView, type BuiltView, type Reject, type View, type ViewOptions } from "./core/view.ts";
 import type { Metrics } from "./metrics.ts";
 
@@ -29,6 +30,8 @@ export interface ManagerOptions {
   viewOptions: ViewOptions;
   /** How long a routed service that lost every instance keeps its routes (answering 503); 0: not at all. */
   forgetAfterMs?: number;
+  /** core/hold.ts: restart grace (ms; 0: none) and panic mode; default none and off. */
+  hold?: { graceMs: number; panic: boolean };
   edge: EdgeContext;
   wait: { minMs: number; maxMs: number };
   metrics: Metrics;
@@ -61,6 +64,13 @@ export class Manager {
   #firstSnapshot: () => void = () => {};
   #loading: Promise<boolean> = Promise.resolve(true);
   #lastOutcome: RunOutcome = { result: "no-data" };
+  /** What was asked to be routed last (after core/hold.ts). */
+  #routed: View | undefined;
+  #held: Held[] = [];
+  #heldKey = "[]";
+  #suspectSince: number | undefined;
+  #resetSeen: number | undefined;
+  #graceTimer: NodeJS.Timeout | undefined;
   /** Resolves when the first snapshot from Consul has arrived. */
   readonly firstSnapshot: Promise<void>;
 
@@ -134,7 +144,11 @@ export class Manager {
   onSnapshot(snapshot: CatalogSnapshot): void {
     const t0 = performance.now();
     const now = Date.now();
-    const built = buildView(snapshot, { ...this.#o.viewOptions, retain: this.#remembered.retained(now) });
+    const built = this.#hold(
+      snapshot,
+      buildView(snapshot, { ...this.#o.viewOptions, retain: this.#remembered.retained(now) }),
+      now,
+    );
     this.#remembered.seen(
       built.catalog.services.filter((s) => s.instances.length > 0).map((s) => s.name),
       now,
@@ -155,6 +169,60 @@ export class Manager {
     this.#pendingSince ??= snapshot.observedAt;
     if (first) this.#firstSnapshot();
     this.#quiescence.change();
+  }
+
+  /** core/hold.ts on the new view: what to route when the catalog says less than it should. */
+  #hold(snapshot: CatalogSnapshot, built: BuiltView, now: number): BuiltView {
+    const { hold, metrics, log } = this.#o;
+    if (!hold) return built;
+    if (snapshot.indexResetAt !== undefined && snapshot.indexResetAt !== this.#resetSeen) {
+      this.#resetSeen = snapshot.indexResetAt;
+      this.#suspectSince = snapshot.indexResetAt;
+    }
+    const r = holdRouted({
+      previous: this.#routed,
+      routed: built.view,
+      catalog: built.catalog,
+      nodesDown: new Set(built.nodesDown),
+      now,
+      suspectSince: this.#suspectSince,
+      graceMs: hold.graceMs,
+      panic: hold.panic,
+    });
+    this.#suspectSince = r.suspectSince;
+    this.#routed = r.view;
+    clearTimeout(this.#graceTimer);
+    if (r.graceEndsAt !== undefined) {
+      // Look again when the grace ends, even if Consul says nothing more.
+      this.#graceTimer = setTimeout(() => this.onSnapshot(snapshot), Math.max(0, r.graceEndsAt - now) + 10);
+      this.#graceTimer.unref();
+    }
+    const key = JSON.stringify(r.held);
+    if (key !== this.#heldKey) {
+      for (const h of r.held) {
+        log.warn(
+          h.reason === "panic"
+            ? "every instance of the service fails its checks at once; routing to the last routed set (panic mode)"
+            : "Consul restarted: instances it no longer lists stay routed until they are back or the grace period ends",
+          {
+            consulService: h.service,
+            reason: h.reason,
+            instances: h.instances.length,
+            graceEndsAt: r.graceEndsAt,
+          },
+        );
+      }
+      if (r.held.length === 0) log.info("no instance held any more: routing what the catalog says");
+      this.#heldKey = key;
+    }
+    this.#held = r.held;
+    for (const reason of ["consul-restarted", "panic"] as const) {
+      metrics.heldInstances.set(
+        { reason },
+        r.held.filter((h) => h.reason === reason).reduce((n, h) => n + h.instances.length, 0),
+      );
+    }
+    return { ...built, view: r.view };
   }
 
   #logRejects(rejects: readonly Reject[]): void {
@@ -290,6 +358,7 @@ export class Manager {
 
   stop(): void {
     this.#quiescence.stop();
+    clearTimeout(this.#graceTimer);
   }
 
   /** What the status page and /health need. */
@@ -300,6 +369,7 @@ export class Manager {
       liveId: this.#o.applier.liveId,
       liveSince: this.#liveSince,
       rejects: this.#built?.rejects ?? [],
+      held: this.#held,
       templates: this.#templates.map((t) => ({
         source: t.spec.source,
         dest: t.spec.dest,

@@ -128,6 +128,20 @@ export const templaterSettings = {
     help: "a routed service that lost every instance keeps its routes, answering 503, this long (0s: drop them at once, 404)",
     parse: parsers.duration({ maxMs: 30 * 24 * 3_600_000 }),
   } satisfies Setting<number>,
+  restartGrace: {
+    flag: "restart-grace",
+    env: "TEMPLATER_RESTART_GRACE",
+    default: 35_000,
+    help: "after Consul's index goes backwards (a restarted Consul), instances it no longer lists stay routed this long or until they are back (one registrator resync, 30s, plus margin; 0s: off)",
+    parse: parsers.duration({ maxMs: 3_600_000 }),
+  } satisfies Setting<number>,
+  panic: {
+    flag: "panic",
+    env: "TEMPLATER_PANIC",
+    default: true,
+    help: "panic mode: when every instance of a service fails its checks at once (nodes alive), keep routing to the last routed set, with a warning",
+    parse: parsers.bool(),
+  } satisfies Setting<boolean>,
   waitMin: {
     flag: "wait-min",
     env: "TEMPLATER_WAIT_MIN",
@@ -249,6 +263,7 @@ export type TemplaterSettings = Values<typeof templaterSettings>;
 /** How defaults that are not plain values read in --help. */
 export const displayDefaults = {
   templates: `${templatesDir}/nginx.conf.hbs:nginx.conf,${templatesDir}/services.conf.hbs:services.conf`,
+  restartGrace: "35s",
   waitMin: "100ms",
   waitMax: "1s",
   confirmTimeout: "10s",

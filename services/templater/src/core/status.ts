@@ -2,6 +2,7 @@
 // the upstream servers of the generation nginx serves now. Pure.
 
 import { hostPort } from "./nginx-values.ts";
+import type { Held } from "./hold.ts";
 import type { Reject, View } from "./view.ts";
 
 /** What the manager knows (see Manager.state). */
@@ -13,6 +14,8 @@ export interface ManagerState {
   liveId: string | null;
   liveSince: string | null;
   rejects: readonly Reject[];
+  /** Instances routed although the catalog alone would not route them (core/hold.ts). */
+  held?: readonly Held[];
   templates: readonly { source: string; dest: string; error: string | null }[];
   lastError: { at: string; stage: string; message: string } | null;
 }
@@ -54,6 +57,7 @@ export interface Status {
   nginx: { running: boolean | null; generation: string | null; since: string | null };
   services: ServiceStatus[];
   dropped: readonly Reject[];
+  held: readonly Held[];
   templates: StatusInput["templates"];
   lastError: StatusInput["lastError"];
 }
@@ -84,6 +88,7 @@ export function buildStatus(input: StatusInput): Status {
     nginx: { running: input.nginx.running, generation: input.liveId, since: input.liveSince },
     services,
     dropped: input.rejects,
+    held: input.held ?? [],
     templates: input.templates,
     lastError: input.lastError,
   };
@@ -139,6 +144,18 @@ export function renderStatusHtml(s: Status): string {
         )
         .join("")}</ul>`
     : "";
+  const held = s.held.length
+    ? `<h2>Held</h2><ul>${s.held
+        .map(
+          (h) =>
+            `<li>${esc(h.service)}: ${h.instances.length} instance(s) kept routed (${esc(
+              h.reason === "panic"
+                ? "panic mode: every instance failing at once"
+                : "Consul restarted, not yet refilled",
+            )})</li>`,
+        )
+        .join("")}</ul>`
+    : "";
   const templates = s.templates
     .map(
       (t) =>
@@ -158,6 +175,7 @@ nginx ${s.nginx.running === null ? "" : s.nginx.running ? "running" : "<b>not ru
 <a href="status">JSON</a> · <a href="metrics">metrics</a></p>
 ${lastError}
 ${rows || "<p>no routed services</p>"}
+${held}
 ${dropped}
 <h2>Templates</h2><ul>${templates}</ul>
 </body></html>

@@ -57,6 +57,8 @@ export interface BuiltView {
   /** Same services with instances of every status, for the status page. */
   catalog: View;
   rejects: Reject[];
+  /** Nodes whose serfHealth check fails, sorted. */
+  nodesDown: string[];
 }
 
 /** The node-level check every Consul agent carries: gossip says the node is alive. */
@@ -200,5 +202,6 @@ export function buildView(snapshot: CatalogSnapshot, options: ViewOptions): Buil
     view: { services: view },
     catalog: { services: catalog },
     rejects: [...rejects.values()].sort((a, b) => byText(a.key, b.key)),
+    nodesDown: [...nodesDown].sort(byText),
   };
 }
