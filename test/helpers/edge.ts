@@ -64,13 +64,15 @@ export interface EdgeHandle {
 
 export interface EdgeStatus {
   nginx: { running: boolean | null; generation: string | null };
-  consul: { up: boolean };
+  consul: { up: boolean; kind?: string; message?: string | null };
   services: {
     name: string;
     upstream: string[];
     instances: { id: string; status: string; live: boolean }[];
   }[];
   dropped: { service: string; field: string; value: string; reason: string }[];
+  /** Instances routed although the catalog alone would not route them (core/hold.ts). */
+  held: { service: string; reason: string; instances: string[] }[];
   templates: { source: string; dest: string; error: string | null }[];
   lastError: { stage: string; message: string } | null;
 }

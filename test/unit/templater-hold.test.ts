@@ -113,12 +113,19 @@ describe("panic mode", () => {
     assert.deepEqual(back.held, []);
   });
 
+  it("routes every registered instance, not only the last survivor of instances failing one by one", () => {
+    const r = holdRouted(
+      base({ previous: view({ web: [inst("w2")] }), routed: routedNow, catalog: allCritical }),
+    );
+    assert.deepEqual(ids(r.view, "web"), ["w1", "w2"]);
+  });
+
   it("is off when disabled, and never keeps a deregistered instance or one on a failed node", () => {
     assert.deepEqual(
       ids(holdRouted(base({ routed: routedNow, catalog: allCritical, panic: false })).view, "web"),
       [],
     );
-    const gone = view({ web: [inst("w3", "critical")], api: [inst("a1")] });
+    const gone = view({ web: [], api: [inst("a1")] });
     assert.deepEqual(ids(holdRouted(base({ routed: routedNow, catalog: gone })).view, "web"), []);
     const down = holdRouted(base({ routed: routedNow, catalog: allCritical, nodesDown: new Set(["n1"]) }));
     assert.deepEqual(ids(down.view, "web"), []);

@@ -8,8 +8,8 @@
 //   emptiness. Instances present in the catalog are judged by their checks as usual. Emptiness
 //   with the index moving forward is confirmed (deregistrations move it); emptiness that only
 //   ACL filtering produces never gets here (the watcher reports it as "denied").
-// - Panic mode (Envoy's panic threshold at 0 %): when every instance of a service fails its
-//   checks at once while still registered, on nodes that are alive, the last routed set stays;
+// - Panic mode (Envoy's panic threshold at 0 %): when every instance of a routed service fails
+//   its checks while still registered, its instances on nodes that are alive stay routed;
 //   nginx's passive checks and retries then sort out which of them answer. Off with panic false.
 
 import type { InstanceView, ServiceView, View } from "./view.ts";
@@ -81,9 +81,11 @@ export function holdRouted(input: HoldInput): HoldResult {
     const routedKeys = new Set(current.instances.map(key));
     const alive = (i: InstanceView) => !nodesDown.has(i.node);
 
-    // Panic: registered, alive nodes, none passes; keep the ones routed before.
+    // Panic: the service was routed, none of its instances passes now. Route every instance
+    // still registered on a live node (as Envoy's panic mode does): instances that fail one
+    // after the other under load would otherwise leave the last survivor with all the traffic.
     if (panic && current.instances.length === 0 && present.size > 0) {
-      const keep = prev.instances.filter((i) => present.has(key(i)) && alive(present.get(key(i))!));
+      const keep = [...present.values()].filter(alive);
       if (keep.length > 0) {
         const instances = keep.map((i) => present.get(key(i))!);
         services.set(name, withInstances(current, instances));
