@@ -108,6 +108,31 @@ describe("edge behind a misbehaving Consul", { timeout: 300_000 }, () => {
     await waitFor(async () => (await upstream("after-faults")).length === 1, { what: "after-faults routed" });
   });
 
+  it("registrations at loopback or link-local addresses never reach the rendered config", async () => {
+    const raw = (id: string, address: string, port: number) =>
+      consul.client.agent.service.register({ id, name: "ssrf", address, port, tags: ["http"] });
+    await raw("ssrf-loop", "127.0.0.1", 9102);
+    await raw("ssrf-loop-any", "127.0.0.2", 8080);
+    await raw("ssrf-meta", "169.254.169.254", 80);
+    await register("ssrf-ok", "ssrf", ips[2]!);
+    await waitFor(async () => (await upstream("ssrf")).length === 1, {
+      what: "only the good ssrf instance routed",
+    });
+    const conf = await edge.exec(["sh", "-c", "cat /var/lib/dockside/nginx/current/services.conf"]);
+    assert.equal(conf.exitCode, 0, conf.output);
+    // The templates themselves proxy /_dockside/ to the templater's own 127.0.0.1:<ops port>: look at
+    // what the registrations became, the ssrf upstream.
+    const block = /upstream svc_ssrf \{[^}]*\}/.exec(conf.output)?.[0];
+    assert.ok(block, `an upstream for ssrf in:\n${conf.output}`);
+    assert.ok(block.includes(`${ips[2]}:8080`), "the good instance is in the config");
+    for (const bad of ["127.0.0.1", "127.0.0.2", "169.254.169.254"]) {
+      assert.ok(!conf.output.includes(`${bad}:80`) && !block.includes(bad), `${bad} in services.conf`);
+    }
+    const dropped = (await edge.status()).dropped.filter((d) => d.service === "ssrf");
+    assert.equal(dropped.length, 3);
+    for (const d of dropped) assert.match(d.reason, /loopback|link-local/);
+  });
+
   it("served every request throughout (0 failed)", async () => {
     const r = await load.stop();
     assert.ok(r.ok > 100, `only ${r.ok} requests answered`);

@@ -22,6 +22,7 @@ import {
   type Reloader,
 } from "./apply/nginx.ts";
 import { DryRun, Transaction, type Applier } from "./apply/transaction.ts";
+import { routeNetworks } from "./core/route-networks.ts";
 import { buildStatus, renderStatusHtml } from "./core/status.ts";
 import { Manager } from "./manager.ts";
 import { createMetrics } from "./metrics.ts";
@@ -112,7 +113,11 @@ async function main(): Promise<void> {
     templates: settings.templates,
     readTemplate: (file) => readFile(file, "utf8"),
     applier,
-    viewOptions: { routeTag: settings.routeTag, statuses: settings.statuses },
+    viewOptions: {
+      routeTag: settings.routeTag,
+      statuses: settings.statuses,
+      networks: routeNetworks(settings.routeNetworks),
+    },
     edge: {
       listenPort: settings.listenPort,
       opsPort: settings.opsPort,

@@ -7,6 +7,7 @@ import { consulSettings } from "../../../lib/consul-client.ts";
 import { levels, type Level } from "../../../lib/log.ts";
 import { healthStatuses, type HealthStatus } from "./core/catalog.ts";
 import type { TemplateSpec } from "./core/render.ts";
+import { parseNetworks } from "./core/route-networks.ts";
 
 export const modes = ["exec", "command"] as const;
 export type Mode = (typeof modes)[number];
@@ -102,6 +103,13 @@ export const templaterSettings = {
     help: "instance health statuses that get traffic (passing, warning, critical)",
     parse: parseStatuses,
   } satisfies Setting<HealthStatus[]>,
+  routeNetworks: {
+    flag: "route-networks",
+    env: "TEMPLATER_ROUTE_NETWORKS",
+    default: [] as string[],
+    help: "comma-separated networks (CIDR) instance addresses must be in to be routed, e.g. 172.16.0.0/12; empty: any. Loopback, link-local, unspecified and multicast addresses are never routed",
+    parse: parseNetworks,
+  } satisfies Setting<string[]>,
   hostDomain: {
     flag: "host-domain",
     env: "TEMPLATER_HOST_DOMAIN",

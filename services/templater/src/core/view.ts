@@ -4,6 +4,7 @@
 
 import { aggregateStatus, type CatalogSnapshot, type HealthStatus } from "./catalog.ts";
 import * as nv from "./nginx-values.ts";
+import type { RouteNetworks } from "./route-networks.ts";
 
 export interface ViewOptions {
   /** Only instances carrying this tag are routed. */
@@ -15,6 +16,8 @@ export interface ViewOptions {
    * no longer has them, so their routes answer 503 rather than 404.
    */
   retain?: readonly string[];
+  /** Addresses that may be routed (core/route-networks.ts); default: any valid IP. */
+  networks?: RouteNetworks;
 }
 
 export interface InstanceView {
@@ -157,6 +160,11 @@ export function buildView(snapshot: CatalogSnapshot, options: ViewOptions): Buil
       const nodeName = nv.token(node.node, nv.limits.id, "node name");
       const address = nv.ipAddress(svc.Address || node.address);
       const port = nv.port(svc.Port);
+      const refused = address.ok ? (options.networks?.refuse(address.value.address) ?? null) : null;
+      if (refused !== null) {
+        instanceReject("address", svc.Address || node.address, `${refused}; instance left out`);
+        continue;
+      }
       if (!id.ok || !nodeName.ok || !address.ok || !port.ok) {
         const [field, value, reason] = !id.ok
           ? ["id", svc.ID, id.reason]
