@@ -24,9 +24,27 @@
 import type { ZodType } from "zod";
 import type { Logger } from "./log.ts";
 
+/** What to change when TLS to Consul fails, by Node's error code. */
+const tlsHints: Record<string, string> = {
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: "set CONSUL_CACERT to the CA that signed Consul's certificate",
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: "set CONSUL_CACERT to the CA that signed Consul's certificate",
+  SELF_SIGNED_CERT_IN_CHAIN: "set CONSUL_CACERT to the CA that signed Consul's certificate",
+  DEPTH_ZERO_SELF_SIGNED_CERT: "set CONSUL_CACERT to the CA that signed Consul's certificate",
+  CERT_HAS_EXPIRED: "Consul's certificate has expired",
+  ERR_TLS_CERT_ALTNAME_INVALID:
+    "the address is not a name in Consul's certificate: set CONSUL_TLS_SERVER_NAME to one that is",
+  ERR_SSL_WRONG_VERSION_NUMBER: "Consul answers plain http there: use an http:// address",
+  ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED:
+    "Consul requires a client certificate: set CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY",
+};
+
 const errorText = (err: Error) => {
   const code = (err as { code?: unknown }).code;
-  return code !== undefined && !err.message.includes(String(code)) ? `${err.message} (${code})` : err.message;
+  const cause = (err as { cause?: { code?: unknown } }).cause;
+  const c = String(code ?? cause?.code ?? "");
+  const text = c && !err.message.includes(c) ? `${err.message} (${c})` : err.message;
+  const hint = tlsHints[c];
+  return hint ? `${text}: ${hint}` : text;
 };
 
 export type AnswerProblem = "denied" | "malformed" | "unreachable";

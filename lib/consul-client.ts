@@ -3,8 +3,9 @@
 import { readFileSync } from "node:fs";
 import http from "node:http";
 import https from "node:https";
+import tls from "node:tls";
 import Consul from "consul";
-import { parsers, type Setting } from "./config.ts";
+import { ConfigError, parsers, type Setting } from "./config.ts";
 import type { RawAnswer } from "./consul-answer.ts";
 
 export const consulSettings = {
@@ -104,6 +105,90 @@ export function parseConsulAddr(addr: string, ssl = false): ConsulEndpoint {
   const port = u.port ? Number(u.port) : secure ? 443 : 8500;
   const host = u.hostname.replace(/^\[(.*)\]$/, "$1");
   return { secure, host, port, url: `${u.protocol}//${u.host}` };
+}
+
+/** Names a setting as users set it: the variable and the flag. */
+const named = (key: keyof typeof consulSettings) =>
+  `${consulSettings[key].env} (--${consulSettings[key].flag})`;
+
+function readPem(
+  key: "consulCaCert" | "consulClientCert" | "consulClientKey",
+  file: string,
+  what: "certificate" | "private key",
+): Buffer {
+  let text: Buffer;
+  try {
+    text = readFileSync(file);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const why = e.code === "ENOENT" ? "no such file" : e.code === "EACCES" ? "permission denied" : e.message;
+    throw new ConfigError(`${named(key)}: cannot read ${file}: ${why}`, consulSettings[key].flag);
+  }
+  const marker =
+    what === "certificate" ? /-----BEGIN CERTIFICATE-----/ : /-----BEGIN [A-Z ]*PRIVATE KEY-----/;
+  if (!marker.test(text.toString("latin1"))) {
+    throw new ConfigError(`${named(key)}: ${file} holds no PEM ${what}`, consulSettings[key].flag);
+  }
+  return text;
+}
+
+/**
+ * Checks the connection settings before anything connects, so a bad one stops the service at
+ * start-up (exit 2 through loadSettingsOrExit) with the setting's name and no stack trace:
+ * unreadable CA/cert/key files, a cert without its key or the reverse, a key that does not
+ * match its cert, TLS files with an address that would use http. Returns warnings to log
+ * (verification turned off).
+ */
+export function checkConsulConnection(c: ConsulConnection): string[] {
+  let endpoint: ConsulEndpoint;
+  try {
+    endpoint = parseConsulAddr(c.consulAddr, c.consulSsl);
+  } catch (err) {
+    throw new ConfigError(
+      `${named("consulAddr")}: ${(err as Error).message}`,
+      consulSettings.consulAddr.flag,
+    );
+  }
+  if (c.consulClientCert && !c.consulClientKey) {
+    throw new ConfigError(
+      `${named("consulClientCert")} is set but ${named("consulClientKey")} is not: a client certificate needs its key`,
+      consulSettings.consulClientKey.flag,
+    );
+  }
+  if (c.consulClientKey && !c.consulClientCert) {
+    throw new ConfigError(
+      `${named("consulClientKey")} is set but ${named("consulClientCert")} is not: a client key needs its certificate`,
+      consulSettings.consulClientCert.flag,
+    );
+  }
+  const tlsSetting = (["consulCaCert", "consulClientCert"] as const).find((k) => c[k]);
+  if (tlsSetting && !endpoint.secure) {
+    throw new ConfigError(
+      `${named(tlsSetting)} is set but ${named("consulAddr")}=${c.consulAddr} would use plain http: give an https:// address or set ${named("consulSsl")}=true`,
+      consulSettings.consulAddr.flag,
+    );
+  }
+  const ca = c.consulCaCert ? readPem("consulCaCert", c.consulCaCert, "certificate") : undefined;
+  const cert = c.consulClientCert
+    ? readPem("consulClientCert", c.consulClientCert, "certificate")
+    : undefined;
+  const key = c.consulClientKey ? readPem("consulClientKey", c.consulClientKey, "private key") : undefined;
+  try {
+    tls.createSecureContext({ ca, cert, key });
+  } catch (err) {
+    const culprit = cert ? "consulClientKey" : "consulCaCert";
+    throw new ConfigError(
+      `${named(culprit)}: the TLS files cannot be used together: ${(err as Error).message}`,
+      consulSettings[culprit].flag,
+    );
+  }
+  const warnings: string[] = [];
+  if (endpoint.secure && !c.consulSslVerify) {
+    warnings.push(
+      `${named("consulSslVerify")}=false: Consul's certificate is not verified; anyone on the path can impersonate Consul`,
+    );
+  }
+  return warnings;
 }
 
 export interface ConsulAgentOptions {

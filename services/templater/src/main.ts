@@ -7,7 +7,7 @@ import os from "node:os";
 import { sleep } from "../../../lib/backoff.ts";
 import { loadSettingsOrExit } from "../../../lib/config.ts";
 import { ConsulTrust } from "../../../lib/consul-answer.ts";
-import { createConsulHttp } from "../../../lib/consul-client.ts";
+import { checkConsulConnection, createConsulHttp } from "../../../lib/consul-client.ts";
 import { createLogger, type Logger } from "../../../lib/log.ts";
 import { json, startOpsServer, type OpsServer } from "../../../lib/ops-server.ts";
 import { onShutdown } from "../../../lib/shutdown.ts";
@@ -54,6 +54,7 @@ async function main(): Promise<void> {
     level: settings.logLevel,
     write: settings.dry ? (line) => process.stderr.write(line + "\n") : undefined,
   });
+  for (const warning of checkConsulConnection(settings)) log.warn(warning);
   let supervisor: NginxSupervisor | undefined;
   const metrics = createMetrics({ nginxRunning: () => supervisor?.running ?? false });
   metrics.consulUp.set(0);

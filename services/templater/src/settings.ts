@@ -3,7 +3,7 @@
 
 import path from "node:path";
 import { ConfigError, parsers, type Setting, type Values } from "../../../lib/config.ts";
-import { consulSettings } from "../../../lib/consul-client.ts";
+import { checkConsulConnection, consulSettings } from "../../../lib/consul-client.ts";
 import { levels, type Level } from "../../../lib/log.ts";
 import { healthStatuses, type HealthStatus } from "./core/catalog.ts";
 import type { TemplateSpec } from "./core/render.ts";
@@ -283,6 +283,7 @@ export const displayDefaults = {
 
 /** Checks that need several settings at once. Throws with a message naming the flags. */
 export function checkSettings(s: TemplaterSettings): void {
+  checkConsulConnection(s);
   if (s.mode === "command" && !s.reloadCommand && !s.once && !s.dry) {
     throw new ConfigError(
       "--mode command needs --reload-command (TEMPLATER_RELOAD_COMMAND)",
