@@ -40,7 +40,11 @@ export interface EdgeOptions {
   templatesDir?: string;
   /** Host directory mounted as the output directory (made writable for the edge's user). */
   outputDir?: string;
+  /** Extra bind mounts, host:container[:ro]. */
+  binds?: string[];
   name?: string;
+  /** Wait until /health answers 200 (default), or only until the ops endpoint answers at all. */
+  waitHealthy?: boolean;
 }
 
 export interface EdgeHandle {
@@ -102,6 +106,7 @@ function createOptions(opts: EdgeOptions, name: string): Docker.ContainerCreateO
   const binds: string[] = [];
   if (opts.templatesDir) binds.push(`${opts.templatesDir}:${edgePaths.templates}`);
   if (opts.outputDir) binds.push(`${opts.outputDir}:${edgePaths.output}`);
+  binds.push(...(opts.binds ?? []));
   const env = { CONSUL_HTTP_ADDR: opts.consulAddr ?? "consul:8500", ...opts.env };
   return {
     name,
@@ -189,7 +194,8 @@ export async function startEdge(scope: Scope, opts: EdgeOptions): Promise<EdgeHa
         const { stdout, stderr } = await h.logs();
         throw new Error(`edge exited (${state.ExitCode}):\n${stdout}\n${stderr}`);
       }
-      return (await fetch(`${h.opsUrl}/health`)).status === 200;
+      const status = (await fetch(`${h.opsUrl}/health`)).status;
+      return opts.waitHealthy === false ? status > 0 : status === 200;
     },
     { what: "the edge to serve its first config", timeoutMs: 30_000, intervalMs: 100 },
   ).catch(async (err: Error) => {

@@ -142,6 +142,8 @@ async function main(): Promise<void> {
   cleanups.push(() => consul.destroy());
   const reach = new ConsulTrust(log.child({ component: "consul", addr: endpoint.url }), {
     onChange: (state) => {
+      // A fresh edge that cannot read Consul still starts nginx, answering 503 (exec mode).
+      if (state.kind !== "ok" && state.kind !== "unknown" && supervisor) manager.serveStandIn();
       metrics.consulUp.set(state.kind === "ok" ? 1 : 0);
       for (const kind of ["denied", "malformed", "unreachable"] as const)
         metrics.consulProblem.set({ kind }, state.kind === kind ? 1 : 0);
@@ -216,7 +218,8 @@ async function main(): Promise<void> {
         // exec: nginx runs; command: a config is live; dry: a render was printed
         const serving = supervisor ? supervisor.running : m.liveId !== null;
         return {
-          ok: serving,
+          // Serving a stand-in (Consul never read) is not healthy: nothing is routed.
+          ok: serving && !manager.standInLive,
           generation: m.liveId,
           consul: reach.up,
           consulState: reach.state,

@@ -71,6 +71,9 @@ export class Manager {
   #suspectSince: number | undefined;
   #resetSeen: number | undefined;
   #graceTimer: NodeJS.Timeout | undefined;
+  /** A fresh edge that cannot read Consul renders a stand-in config answering 503 (see render.ts). */
+  #standIn = false;
+  #standInLive = false;
   /** Resolves when the first snapshot from Consul has arrived. */
   readonly firstSnapshot: Promise<void>;
 
@@ -273,8 +276,14 @@ export class Manager {
 
   async #runOnce(): Promise<RunOutcome> {
     const { metrics, log, applier } = this.#o;
-    const built = this.#built;
+    const standIn = !this.#built && this.#standIn;
+    const built: BuiltView | undefined =
+      this.#built ??
+      (standIn
+        ? { view: { services: [] }, catalog: { services: [] }, rejects: [], nodesDown: [] }
+        : undefined);
     if (!built) return { result: "no-data" };
+    const edge = standIn ? { ...this.#o.edge, consulUnavailable: true } : this.#o.edge;
     const since = this.#pendingSince;
     this.#pendingSince = undefined;
 
@@ -285,7 +294,7 @@ export class Manager {
       if (missing) throw missing.error ?? new TemplateError(missing.spec.source, undefined, "not loaded");
       const files = renderAll(
         this.#templates.map((t) => t.good!),
-        { services: built.view.services, edge: this.#o.edge, generation: generationPlaceholder },
+        { services: built.view.services, edge, generation: generationPlaceholder },
       );
       generation = seal(files);
     } catch (err) {
@@ -305,6 +314,7 @@ export class Manager {
     const now = new Date();
     switch (outcome.result) {
       case "unchanged":
+        this.#standInLive = standIn;
         metrics.renders.inc({ result: "unchanged" });
         metrics.lastSuccess.set(now.getTime() / 1000);
         this.#liveView = built.view;
@@ -315,6 +325,7 @@ export class Manager {
         break;
       case "applied":
       case "dry":
+        this.#standInLive = standIn;
         metrics.renders.inc({ result: outcome.result });
         metrics.lastSuccess.set(now.getTime() / 1000);
         if (since !== undefined) metrics.changeToLiveSeconds.observe((Date.now() - since) / 1000);
@@ -354,6 +365,24 @@ export class Manager {
     this.#o.applier.forgetFailure?.();
     await this.loadTemplates();
     await this.run();
+  }
+
+  /**
+   * Consul cannot be read and nothing was ever applied: render and apply a stand-in config (no
+   * routes; 503 everywhere) so nginx listens and says "not yet". No effect once a view exists.
+   */
+  serveStandIn(): void {
+    if (this.#built || this.#standIn || this.#o.applier.liveId !== null) return;
+    this.#standIn = true;
+    this.#o.log.warn(
+      "Consul cannot be read and no config was ever applied: serving a stand-in config answering 503",
+    );
+    void this.run();
+  }
+
+  /** Whether the live config is the stand-in (the edge serves, but nothing is routed). */
+  get standInLive(): boolean {
+    return this.#standInLive;
   }
 
   stop(): void {
