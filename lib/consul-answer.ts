@@ -182,7 +182,7 @@ export class ConsulTrust {
     const was = this.#state;
     this.#set({ kind: "ok", message: null, since: new Date().toISOString() });
     this.#log.info(
-      "consul answering",
+      "consul reachable",
       was.kind === "unknown" ? undefined : { after: was.kind, downMs: Date.now() - Date.parse(was.since) },
     );
   }

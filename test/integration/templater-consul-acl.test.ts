@@ -77,6 +77,29 @@ describe("edge against Consul with ACLs (default deny)", { timeout: 300_000 }, (
       !(await edge.logLines()).some((l) => String(l.msg).includes("unreachable")),
       "never 'unreachable'",
     );
+    // Said at start-up, in the words that name the setting (token/self, or the first empty answer).
+    const said = (await edge.logLines()).filter((l) => l.problem === "denied").map((l) => String(l.reason));
+    assert.ok(
+      said.some((r) => /CONSUL_HTTP_TOKEN|node_prefix/.test(r)),
+      `the reason names what to set: ${said.join(" | ")}`,
+    );
+  });
+
+  it("a token Consul does not know is reported as permission denied at start-up, with Consul's words", async () => {
+    const bogus = "11111111-2222-4333-8444-555555555555";
+    const edge = await startEdge(scope, {
+      network,
+      consulAddr: consul.internalAddr,
+      env: { CONSUL_HTTP_TOKEN: bogus },
+      waitHealthy: false,
+    });
+    await waitFor(async () => (await health(edge)).body.consulState?.kind === "denied", {
+      what: "permission denied on /health",
+      timeoutMs: 20_000,
+    });
+    assert.match((await health(edge)).body.consulState.message ?? "", /ACL not found/);
+    assert.ok(!JSON.stringify(await edge.logLines()).includes(bogus), "the token never appears in logs");
+    assert.ok(!JSON.stringify(await edge.status()).includes(bogus), "nor on the status page");
   });
 
   it("with the minimal policy it routes; when the token loses node:read it keeps the last good config and serves", async () => {

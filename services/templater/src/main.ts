@@ -35,6 +35,7 @@ import {
 } from "./settings.ts";
 import { consulCatalogApi, maxConsulSockets, nodeReadConcurrency } from "./watch/consul-api.ts";
 import { ConsulCatalogWatcher } from "./watch/consul-watcher.ts";
+import { checkToken, reportToken } from "./watch/token-check.ts";
 import { watchTemplateFiles, type TemplateFileWatcher } from "./watch/template-files.ts";
 
 function exitStatus(exit: NginxExit): number {
@@ -268,6 +269,9 @@ async function main(): Promise<void> {
     outputDir: settings.dry ? undefined : settings.outputDir,
     opsPort: ops?.port,
   });
+  void checkToken(consul, controller.signal).then((t) =>
+    reportToken(t, log.child({ component: "consul" }), (err) => reach.failed(err)),
+  );
   await watcher.run(controller.signal);
 }
 
