@@ -11,6 +11,7 @@ import type { Logger } from "../../../../lib/log.ts";
 import { ConsulAnswerError, problemOf } from "../../../../lib/consul-answer.ts";
 import { floorDelay, stepIndex } from "../core/blocking-index.ts";
 import type { CatalogNode, CatalogSnapshot, ConsulCheck, ConsulService } from "../core/catalog.ts";
+import { serfHealthCheck } from "../core/view.ts";
 import type { Answer, BlockingRead, CatalogApi } from "./consul-api.ts";
 
 export interface WatcherOptions {
@@ -103,8 +104,13 @@ export class ConsulCatalogWatcher {
   }
 
   #acceptChecks(checks: ConsulCheck[], index: number): boolean {
+    // Every Consul agent's node carries serfHealth: checks without any are ACLs hiding node
+    // checks (no node:read), and instances would look healthier than they are.
+    if (!checks.some((c) => c.CheckID === serfHealthCheck && c.ServiceID === "")) {
+      throw aclEmpty("no serfHealth check of any node");
+    }
     // The same checks can arrive from the long poll and from a refresh; keep the newest.
-    if (!Array.isArray(checks) || (Number.isFinite(index) && index < this.#checksIndex)) return false;
+    if (Number.isFinite(index) && index < this.#checksIndex) return false;
     this.#checks = checks;
     this.#checksIndex = Number.isFinite(index) ? index : 0;
     return true;
