@@ -149,6 +149,23 @@ describe("edge against Consul with ACLs (default deny)", { timeout: 300_000 }, (
     assert.equal(r.failed, 0, JSON.stringify(r.failures.slice(0, 5)));
   });
 
+  it("a lost permission shows as denied within --consul-wait even when nothing changes", async () => {
+    const { secret, policyId } = await consul.tokenWith("templater-idle", policies.templater);
+    const edge = await startEdge(scope, {
+      network,
+      consulAddr: consul.internalAddr,
+      env: { CONSUL_HTTP_TOKEN: secret, TEMPLATER_CONSUL_WAIT: "2s" },
+    });
+    await waitFor(async () => (await upstream(edge, "web")).length >= 2, { what: "web routed" });
+    const before = (await upstream(edge, "web")).length;
+    await consul.setRules(policyId, "templater-idle", 'service_prefix "" { policy = "read" }\n');
+    await waitFor(async () => (await health(edge)).body.consulState.kind === "denied", {
+      what: "denied with no catalog change",
+      timeoutMs: 15_000,
+    });
+    assert.equal((await upstream(edge, "web")).length, before, "the last good config stays");
+  });
+
   it("a token allowed one service by name sees it (Consul 1.8 hides it from per-node reads)", async () => {
     const { secret } = await consul.tokenWith(
       "web-only",

@@ -78,6 +78,9 @@ export class ConsulCatalogWatcher {
           this.#catalogDirty = true;
           this.#kick();
         },
+        // A long poll that times out unchanged still reads the catalog again: an ACL change moves
+        // no index, and a token that lost a permission must show as denied within --consul-wait.
+        true,
       ),
       this.#loop(
         "health/state/any",
@@ -120,6 +123,7 @@ export class ConsulCatalogWatcher {
     endpoint: string,
     read: (r: BlockingRead, s: AbortSignal) => Promise<Answer<T>>,
     onChange: (body: T, index: number, reset: boolean) => void,
+    revalidate = false,
   ): Promise<void> {
     const { waitMs, floorMs, log } = this.#o;
     const backoff = new Backoff({ initialMs: this.#o.retryInitialMs, maxMs: this.#o.retryMaxMs });
@@ -140,6 +144,8 @@ export class ConsulCatalogWatcher {
           this.#pendingSince ??= this.#now();
           if (step.reset) this.#indexResetAt = this.#now();
           onChange(answer.body, answer.index, step.reset); // throws on an answer it cannot trust
+        } else if (revalidate) {
+          onChange(answer.body, answer.index, false);
         }
         if (step.reset) log.info("Consul index went backwards; reading everything again", { endpoint });
         fresh = false;
