@@ -3,8 +3,10 @@
 import { readFileSync } from "node:fs";
 import http from "node:http";
 import https from "node:https";
+import tls from "node:tls";
 import Consul from "consul";
-import { parsers, type Setting } from "./config.ts";
+import { ConfigError, parsers, type Setting } from "./config.ts";
+import type { RawAnswer } from "./consul-answer.ts";
 
 export const consulSettings = {
   consulAddr: {
@@ -105,6 +107,90 @@ export function parseConsulAddr(addr: string, ssl = false): ConsulEndpoint {
   return { secure, host, port, url: `${u.protocol}//${u.host}` };
 }
 
+/** Names a setting as users set it: the variable and the flag. */
+const named = (key: keyof typeof consulSettings) =>
+  `${consulSettings[key].env} (--${consulSettings[key].flag})`;
+
+function readPem(
+  key: "consulCaCert" | "consulClientCert" | "consulClientKey",
+  file: string,
+  what: "certificate" | "private key",
+): Buffer {
+  let text: Buffer;
+  try {
+    text = readFileSync(file);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const why = e.code === "ENOENT" ? "no such file" : e.code === "EACCES" ? "permission denied" : e.message;
+    throw new ConfigError(`${named(key)}: cannot read ${file}: ${why}`, consulSettings[key].flag);
+  }
+  const marker =
+    what === "certificate" ? /-----BEGIN CERTIFICATE-----/ : /-----BEGIN [A-Z ]*PRIVATE KEY-----/;
+  if (!marker.test(text.toString("latin1"))) {
+    throw new ConfigError(`${named(key)}: ${file} holds no PEM ${what}`, consulSettings[key].flag);
+  }
+  return text;
+}
+
+/**
+ * Checks the connection settings before anything connects, so a bad one stops the service at
+ * start-up (exit 2 through loadSettingsOrExit) with the setting's name and no stack trace:
+ * unreadable CA/cert/key files, a cert without its key or the reverse, a key that does not
+ * match its cert, TLS files with an address that would use http. Returns warnings to log
+ * (verification turned off).
+ */
+export function checkConsulConnection(c: ConsulConnection): string[] {
+  let endpoint: ConsulEndpoint;
+  try {
+    endpoint = parseConsulAddr(c.consulAddr, c.consulSsl);
+  } catch (err) {
+    throw new ConfigError(
+      `${named("consulAddr")}: ${(err as Error).message}`,
+      consulSettings.consulAddr.flag,
+    );
+  }
+  if (c.consulClientCert && !c.consulClientKey) {
+    throw new ConfigError(
+      `${named("consulClientCert")} is set but ${named("consulClientKey")} is not: a client certificate needs its key`,
+      consulSettings.consulClientKey.flag,
+    );
+  }
+  if (c.consulClientKey && !c.consulClientCert) {
+    throw new ConfigError(
+      `${named("consulClientKey")} is set but ${named("consulClientCert")} is not: a client key needs its certificate`,
+      consulSettings.consulClientCert.flag,
+    );
+  }
+  const tlsSetting = (["consulCaCert", "consulClientCert"] as const).find((k) => c[k]);
+  if (tlsSetting && !endpoint.secure) {
+    throw new ConfigError(
+      `${named(tlsSetting)} is set but ${named("consulAddr")}=${c.consulAddr} would use plain http: give an https:// address or set ${named("consulSsl")}=true`,
+      consulSettings.consulAddr.flag,
+    );
+  }
+  const ca = c.consulCaCert ? readPem("consulCaCert", c.consulCaCert, "certificate") : undefined;
+  const cert = c.consulClientCert
+    ? readPem("consulClientCert", c.consulClientCert, "certificate")
+    : undefined;
+  const key = c.consulClientKey ? readPem("consulClientKey", c.consulClientKey, "private key") : undefined;
+  try {
+    tls.createSecureContext({ ca, cert, key });
+  } catch (err) {
+    const culprit = cert ? "consulClientKey" : "consulCaCert";
+    throw new ConfigError(
+      `${named(culprit)}: the TLS files cannot be used together: ${(err as Error).message}`,
+      consulSettings[culprit].flag,
+    );
+  }
+  const warnings: string[] = [];
+  if (endpoint.secure && !c.consulSslVerify) {
+    warnings.push(
+      `${named("consulSslVerify")}=false: Consul's certificate is not verified; anyone on the path can impersonate Consul`,
+    );
+  }
+  return warnings;
+}
+
 export interface ConsulAgentOptions {
   /** Most connections held to Consul at once (further requests queue); default: no limit. */
   maxSockets?: number;
@@ -142,4 +228,112 @@ export function createConsul(
     defaults: c.consulToken ? { token: c.consulToken } : undefined,
   });
   return { consul, endpoint };
+}
+
+/** Default for consulRequest's idleTimeoutMs: a body that sends nothing this long is a failure. */
+export const bodyIdleTimeoutMs = 2_000;
+/** Largest body read from Consul; more is a malformed answer, not a memory problem. */
+const maxBodyBytes = 64 * 1024 * 1024;
+
+export interface ConsulRequest {
+  method?: string;
+  /** e.g. /v1/catalog/services */
+  path: string;
+  query?: Record<string, string>;
+  /** JSON-encoded when given. */
+  body?: unknown;
+  signal?: AbortSignal;
+  /** Until the response headers arrive (a blocking read: its wait plus margin). */
+  headersTimeoutMs: number;
+  /** Longest silence inside the body once headers arrived; default bodyIdleTimeoutMs. */
+  idleTimeoutMs?: number;
+}
+
+/** One HTTP client for Consul, for consulRequest: endpoint, agent (TLS, keep-alive) and token. */
+export interface ConsulHttp {
+  endpoint: ConsulEndpoint;
+  agent: http.Agent;
+  token: string;
+  destroy(): void;
+}
+
+export function createConsulHttp(c: ConsulConnection, options: ConsulAgentOptions = {}): ConsulHttp {
+  const endpoint = parseConsulAddr(c.consulAddr, c.consulSsl);
+  const agent = consulAgent(c, endpoint.secure, options);
+  return { endpoint, agent, token: c.consulToken, destroy: () => agent.destroy() };
+}
+
+/**
+ * One request to Consul, read to the end. Rejects (never with the token in the message) when the
+ * connection fails, the headers do not arrive within headersTimeoutMs, the body stalls for
+ * idleTimeoutMs, or `signal` aborts; any HTTP status resolves: classify it with classifyAnswer.
+ */
+export function consulRequest(client: ConsulHttp, r: ConsulRequest): Promise<RawAnswer> {
+  const { endpoint } = client;
+  const url = new URL(r.path, endpoint.url);
+  for (const [k, v] of Object.entries(r.query ?? {})) url.searchParams.set(k, v);
+  const payload = r.body === undefined ? undefined : JSON.stringify(r.body);
+  const idleMs = r.idleTimeoutMs ?? bodyIdleTimeoutMs;
+  const what = `${r.method ?? "GET"} ${url.pathname}`;
+  return new Promise<RawAnswer>((resolve, reject) => {
+    r.signal?.throwIfAborted();
+    const lib = endpoint.secure ? https : http;
+    let timer: NodeJS.Timeout | undefined;
+    const arm = (ms: number, message: string) => {
+      clearTimeout(timer);
+      timer = setTimeout(() => req.destroy(new Error(`${what}: ${message}`)), ms);
+    };
+    const done = () => {
+      clearTimeout(timer);
+      r.signal?.removeEventListener("abort", onAbort);
+    };
+    const onAbort = () => req.destroy(new Error(`${what}: cancelled`, { cause: r.signal?.reason }));
+    const req = lib.request(
+      url,
+      {
+        method: r.method ?? "GET",
+        agent: client.agent,
+        headers: {
+          ...(client.token ? { "X-Consul-Token": client.token } : {}),
+          ...(payload !== undefined ? { "Content-Type": "application/json" } : {}),
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        arm(idleMs, `response body stalled: nothing for ${idleMs} ms`);
+        res.on("data", (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > maxBodyBytes)
+            return req.destroy(new Error(`${what}: body larger than ${maxBodyBytes} bytes`));
+          chunks.push(chunk);
+          arm(idleMs, `response body stalled: nothing for ${idleMs} ms`);
+        });
+        res.on("error", (err) => {
+          done();
+          reject(err);
+        });
+        res.on("aborted", () => {
+          done();
+          reject(new Error(`${what}: connection closed mid-body`));
+        });
+        res.on("end", () => {
+          done();
+          if (!res.complete) return reject(new Error(`${what}: connection closed mid-body`));
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString("utf8"),
+          });
+        });
+      },
+    );
+    arm(r.headersTimeoutMs, `no answer within ${r.headersTimeoutMs} ms`);
+    r.signal?.addEventListener("abort", onAbort, { once: true });
+    req.on("error", (err) => {
+      done();
+      reject(err.message.startsWith(what) ? err : new Error(`${what}: ${err.message}`, { cause: err }));
+    });
+    req.end(payload);
+  });
 }

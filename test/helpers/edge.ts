@@ -42,7 +42,11 @@ export interface EdgeOptions {
   outputDir?: string;
   /** tmpfs mounts (path → mount options), e.g. a small output directory to fill up. */
   tmpfs?: Record<string, string>;
+  /** Extra bind mounts, host:container[:ro]. */
+  binds?: string[];
   name?: string;
+  /** Wait until /health answers 200 (default), or only until the ops endpoint answers at all. */
+  waitHealthy?: boolean;
 }
 
 export interface EdgeHandle {
@@ -66,13 +70,15 @@ export interface EdgeHandle {
 
 export interface EdgeStatus {
   nginx: { running: boolean | null; generation: string | null };
-  consul: { up: boolean };
+  consul: { up: boolean; kind?: string; message?: string | null };
   services: {
     name: string;
     upstream: string[];
     instances: { id: string; status: string; live: boolean }[];
   }[];
   dropped: { service: string; field: string; value: string; reason: string }[];
+  /** Instances routed although the catalog alone would not route them (core/hold.ts). */
+  held: { service: string; reason: string; instances: string[] }[];
   templates: { source: string; dest: string; error: string | null }[];
   lastError: { stage: string; message: string } | null;
 }
@@ -102,6 +108,7 @@ function createOptions(opts: EdgeOptions, name: string): Docker.ContainerCreateO
   const binds: string[] = [];
   if (opts.templatesDir) binds.push(`${opts.templatesDir}:${edgePaths.templates}`);
   if (opts.outputDir) binds.push(`${opts.outputDir}:${edgePaths.output}`);
+  binds.push(...(opts.binds ?? []));
   const env = { CONSUL_HTTP_ADDR: opts.consulAddr ?? "consul:8500", ...opts.env };
   return {
     name,
@@ -190,7 +197,8 @@ export async function startEdge(scope: Scope, opts: EdgeOptions): Promise<EdgeHa
         const { stdout, stderr } = await h.logs();
         throw new Error(`edge exited (${state.ExitCode}):\n${stdout}\n${stderr}`);
       }
-      return (await fetch(`${h.opsUrl}/health`)).status === 200;
+      const status = (await fetch(`${h.opsUrl}/health`)).status;
+      return opts.waitHealthy === false ? status > 0 : status === 200;
     },
     { what: "the edge to serve its first config", timeoutMs: 30_000, intervalMs: 100 },
   ).catch(async (err: Error) => {

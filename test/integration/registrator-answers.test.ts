@@ -20,17 +20,26 @@ describe("registrator and answers it cannot read", { timeout: 120_000 }, () => {
     const identity = `answers-${run}`;
     const net = await createNetwork(scope);
     const consul = await startConsul(scope, { network: net });
-    const proxy = await startConsulFaultProxy(scope, consul);
-    const reg = await startTestRegistrator(scope, { consul: proxy, run, identity, resyncMs: 2000 });
+    const proxy = await startConsulFaultProxy(scope, { listenHost: "127.0.0.1", target: consul });
+    const reg = await startTestRegistrator(scope, {
+      consul: { host: "127.0.0.1", port: proxy.port },
+      run,
+      identity,
+      resyncMs: 2000,
+    });
     await reg.synced;
 
-    proxy.mode = "html-200";
+    let registerFaulted = false;
+    proxy.set("html", (path) => {
+      if (path.startsWith("/v1/agent/service/register")) registerFaulted = true;
+      return path.startsWith("/v1/");
+    });
     const w = await Promise.all(
       [1, 2, 3].map(() =>
         createWorkload(scope, { network: net.name, labels: { [runLabel]: run, SERVICE_NAME: "ans" } }),
       ),
     );
-    await waitFor(() => proxy.faulted.some((r) => r.startsWith("PUT /v1/agent/service/register")), {
+    await waitFor(() => registerFaulted, {
       what: "a registration answered by the fault",
     });
     await delay(2500); // a resync period: the registrator retries, and must still claim nothing
@@ -42,7 +51,7 @@ describe("registrator and answers it cannot read", { timeout: 120_000 }, () => {
       "the log says what was wrong with the answer",
     );
 
-    proxy.mode = "pass";
+    proxy.set("none");
     const expected = w.map((x) => `${x.name}:8080`).sort();
     await waitFor(async () => (await ownedIds(consul.client, identity)).join() === expected.join(), {
       what: "registered for real after the fault",

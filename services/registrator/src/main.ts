@@ -2,7 +2,7 @@
 // to the running containers. Settings: services/registrator/README.md.
 
 import { loadSettingsOrExit } from "../../../lib/config.ts";
-import { createConsul } from "../../../lib/consul-client.ts";
+import { checkConsulConnection, createConsul } from "../../../lib/consul-client.ts";
 import { createLogger, describeError } from "../../../lib/log.ts";
 import { startOpsServer } from "../../../lib/ops-server.ts";
 import { onShutdown } from "../../../lib/shutdown.ts";
@@ -18,6 +18,7 @@ const settings = loadSettingsOrExit("registrator", registratorSettings, {
 });
 
 const log = createLogger({ service: "registrator", level: settings.logLevel });
+for (const warning of checkConsulConnection(settings)) log.warn(warning);
 const shutdown = onShutdown(log);
 const metrics = createMetrics();
 const { consul, endpoint } = createConsul(settings);

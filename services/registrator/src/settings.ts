@@ -3,7 +3,7 @@
 
 import { isIP } from "node:net";
 import { ConfigError, parsers, type Setting, type Values } from "../../../lib/config.ts";
-import { consulSettings } from "../../../lib/consul-client.ts";
+import { checkConsulConnection, consulSettings } from "../../../lib/consul-client.ts";
 import { levels, type Level } from "../../../lib/log.ts";
 import type { AddressMode, LabelSelector } from "./core/types.ts";
 import { isValidTag } from "./core/validate.ts";
@@ -194,6 +194,7 @@ export const displayDefaults = { identity: "the Docker engine ID" };
 
 /** Rules that involve more than one setting; throws a ConfigError naming the flag to fix. */
 export function checkSettings(s: RegistratorSettings): void {
+  checkConsulConnection(s); // TLS files and address, shared with the templater (lib/consul-client.ts)
   if (s.addressMode === "published" && !s.hostIp) {
     throw new ConfigError(
       "--host-ip (REGISTRATOR_HOST_IP) is required with --address-mode published: it is the address clients use to reach published ports",

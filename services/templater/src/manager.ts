@@ -21,6 +21,7 @@ import {
 import type { ManagerState } from "./core/status.ts";
 import { instanceSets, routesOnly } from "./core/instance-sets.ts";
 import { RememberedServices } from "./core/remembered.ts";
+import { holdRouted, type Held } from "./core/hold.ts";
 import { buildView, type BuiltView, type Reject, type View, type ViewOptions } from "./core/view.ts";
 import type { Metrics } from "./metrics.ts";
 
@@ -31,6 +32,8 @@ export interface ManagerOptions {
   viewOptions: ViewOptions;
   /** How long a routed service that lost every instance keeps its routes (answering 503); 0: not at all. */
   forgetAfterMs?: number;
+  /** core/hold.ts: restart grace (ms; 0: none) and panic mode; default none and off. */
+  hold?: { graceMs: number; panic: boolean };
   edge: EdgeContext;
   wait: { minMs: number; maxMs: number };
   metrics: Metrics;
@@ -82,6 +85,16 @@ export class Manager {
   #lastOutcome: RunOutcome = { result: "no-data" };
   readonly #retryBackoff: Backoff;
   #retryTimer: NodeJS.Timeout | undefined;
+  /** What was asked to be routed last (after core/hold.ts). */
+  #routed: View | undefined;
+  #held: Held[] = [];
+  #heldKey = "[]";
+  #suspectSince: number | undefined;
+  #resetSeen: number | undefined;
+  #graceTimer: NodeJS.Timeout | undefined;
+  /** A fresh edge that cannot read Consul renders a stand-in config answering 503 (see render.ts). */
+  #standIn = false;
+  #standInLive = false;
   /** Resolves when the first snapshot from Consul has arrived. */
   readonly firstSnapshot: Promise<void>;
 
@@ -157,7 +170,11 @@ export class Manager {
   onSnapshot(snapshot: CatalogSnapshot): void {
     const t0 = performance.now();
     const now = Date.now();
-    const built = buildView(snapshot, { ...this.#o.viewOptions, retain: this.#remembered.retained(now) });
+    const built = this.#hold(
+      snapshot,
+      buildView(snapshot, { ...this.#o.viewOptions, retain: this.#remembered.retained(now) }),
+      now,
+    );
     this.#remembered.seen(
       built.catalog.services.filter((s) => s.instances.length > 0).map((s) => s.name),
       now,
@@ -199,6 +216,60 @@ export class Manager {
       });
     }
     this.#loggedWeights = keys;
+  }
+
+  /** core/hold.ts on the new view: what to route when the catalog says less than it should. */
+  #hold(snapshot: CatalogSnapshot, built: BuiltView, now: number): BuiltView {
+    const { hold, metrics, log } = this.#o;
+    if (!hold) return built;
+    if (snapshot.indexResetAt !== undefined && snapshot.indexResetAt !== this.#resetSeen) {
+      this.#resetSeen = snapshot.indexResetAt;
+      this.#suspectSince = snapshot.indexResetAt;
+    }
+    const r = holdRouted({
+      previous: this.#routed,
+      routed: built.view,
+      catalog: built.catalog,
+      nodesDown: new Set(built.nodesDown),
+      now,
+      suspectSince: this.#suspectSince,
+      graceMs: hold.graceMs,
+      panic: hold.panic,
+    });
+    this.#suspectSince = r.suspectSince;
+    this.#routed = r.view;
+    clearTimeout(this.#graceTimer);
+    if (r.graceEndsAt !== undefined) {
+      // Look again when the grace ends, even if Consul says nothing more.
+      this.#graceTimer = setTimeout(() => this.onSnapshot(snapshot), Math.max(0, r.graceEndsAt - now) + 10);
+      this.#graceTimer.unref();
+    }
+    const key = JSON.stringify(r.held);
+    if (key !== this.#heldKey) {
+      for (const h of r.held) {
+        log.warn(
+          h.reason === "panic"
+            ? "every instance of the service fails its checks at once; routing to the last routed set (panic mode)"
+            : "Consul restarted: instances it no longer lists stay routed until they are back or the grace period ends",
+          {
+            consulService: h.service,
+            reason: h.reason,
+            instances: h.instances.length,
+            graceEndsAt: r.graceEndsAt,
+          },
+        );
+      }
+      if (r.held.length === 0) log.info("no instance held any more: routing what the catalog says");
+      this.#heldKey = key;
+    }
+    this.#held = r.held;
+    for (const reason of ["consul-restarted", "panic"] as const) {
+      metrics.heldInstances.set(
+        { reason },
+        r.held.filter((h) => h.reason === reason).reduce((n, h) => n + h.instances.length, 0),
+      );
+    }
+    return { ...built, view: r.view };
   }
 
   #logRejects(rejects: readonly Reject[]): void {
@@ -280,8 +351,14 @@ export class Manager {
 
   async #runOnce(): Promise<RunOutcome> {
     const { metrics, log, applier } = this.#o;
-    const built = this.#built;
+    const standIn = !this.#built && this.#standIn;
+    const built: BuiltView | undefined =
+      this.#built ??
+      (standIn
+        ? { view: { services: [] }, catalog: { services: [] }, rejects: [], nodesDown: [] }
+        : undefined);
     if (!built) return { result: "no-data" };
+    const edge = standIn ? { ...this.#o.edge, consulUnavailable: true } : this.#o.edge;
     const since = this.#pendingSince;
     this.#pendingSince = undefined;
 
@@ -294,7 +371,7 @@ export class Manager {
         this.#templates.map((t) => t.good!),
         {
           services: this.#o.dataPlane ? routesOnly(built.view.services) : built.view.services,
-          edge: this.#o.edge,
+          edge,
           generation: generationPlaceholder,
         },
       );
@@ -316,6 +393,7 @@ export class Manager {
     const now = new Date();
     switch (outcome.result) {
       case "unchanged":
+        this.#standInLive = standIn;
         metrics.renders.inc({ result: "unchanged" });
         metrics.lastSuccess.set(now.getTime() / 1000);
         this.#liveView = built.view;
@@ -326,6 +404,7 @@ export class Manager {
         break;
       case "applied":
       case "dry":
+        this.#standInLive = standIn;
         metrics.renders.inc({ result: outcome.result });
         metrics.lastSuccess.set(now.getTime() / 1000);
         if (since !== undefined) metrics.changeToLiveSeconds.observe((Date.now() - since) / 1000);
@@ -367,10 +446,29 @@ export class Manager {
     await this.run();
   }
 
+  /**
+   * Consul cannot be read and nothing was ever applied: render and apply a stand-in config (no
+   * routes; 503 everywhere) so nginx listens and says "not yet". No effect once a view exists.
+   */
+  serveStandIn(): void {
+    if (this.#built || this.#standIn || this.#o.applier.liveId !== null) return;
+    this.#standIn = true;
+    this.#o.log.warn(
+      "Consul cannot be read and no config was ever applied: serving a stand-in config answering 503",
+    );
+    void this.run();
+  }
+
+  /** Whether the live config is the stand-in (the edge serves, but nothing is routed). */
+  get standInLive(): boolean {
+    return this.#standInLive;
+  }
+
   stop(): void {
     this.#stopped = true;
     clearTimeout(this.#retryTimer);
     this.#quiescence.stop();
+    clearTimeout(this.#graceTimer);
   }
 
   /** What the status page and /health need. */
@@ -381,6 +479,7 @@ export class Manager {
       liveId: this.#o.applier.liveId,
       liveSince: this.#liveSince,
       rejects: this.#built?.rejects ?? [],
+      held: this.#held,
       templates: this.#templates.map((t) => ({
         source: t.spec.source,
         dest: t.spec.dest,

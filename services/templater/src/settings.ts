@@ -3,10 +3,11 @@
 
 import path from "node:path";
 import { ConfigError, parsers, type Setting, type Values } from "../../../lib/config.ts";
-import { consulSettings } from "../../../lib/consul-client.ts";
+import { checkConsulConnection, consulSettings } from "../../../lib/consul-client.ts";
 import { levels, type Level } from "../../../lib/log.ts";
 import { healthStatuses, type HealthStatus } from "./core/catalog.ts";
 import type { TemplateSpec } from "./core/render.ts";
+import { parseNetworks } from "./core/route-networks.ts";
 
 export const modes = ["exec", "command"] as const;
 export type Mode = (typeof modes)[number];
@@ -105,6 +106,13 @@ export const templaterSettings = {
     help: "instance health statuses that get traffic (passing, warning, critical)",
     parse: parseStatuses,
   } satisfies Setting<HealthStatus[]>,
+  routeNetworks: {
+    flag: "route-networks",
+    env: "TEMPLATER_ROUTE_NETWORKS",
+    default: [] as string[],
+    help: "comma-separated networks (CIDR) instance addresses must be in to be routed, e.g. 172.16.0.0/12; empty: any. Loopback, link-local, unspecified and multicast addresses are never routed",
+    parse: parseNetworks,
+  } satisfies Setting<string[]>,
   hostDomain: {
     flag: "host-domain",
     env: "TEMPLATER_HOST_DOMAIN",
@@ -131,6 +139,20 @@ export const templaterSettings = {
     help: "a routed service that lost every instance keeps its routes, answering 503, this long (0s: drop them at once, 404)",
     parse: parsers.duration({ maxMs: 30 * 24 * 3_600_000 }),
   } satisfies Setting<number>,
+  restartGrace: {
+    flag: "restart-grace",
+    env: "TEMPLATER_RESTART_GRACE",
+    default: 35_000,
+    help: "after Consul's index goes backwards (a restarted Consul), instances it no longer lists stay routed this long or until they are back (one registrator resync, 30s, plus margin; 0s: off)",
+    parse: parsers.duration({ maxMs: 3_600_000 }),
+  } satisfies Setting<number>,
+  panic: {
+    flag: "panic",
+    env: "TEMPLATER_PANIC",
+    default: true,
+    help: "panic mode: when every instance of a service fails its checks at once (nodes alive), keep routing to the last routed set, with a warning",
+    parse: parsers.bool(),
+  } satisfies Setting<boolean>,
   waitMin: {
     flag: "wait-min",
     env: "TEMPLATER_WAIT_MIN",
@@ -225,8 +247,8 @@ export const templaterSettings = {
   consulRetryMax: {
     flag: "consul-retry-max",
     env: "TEMPLATER_CONSUL_RETRY_MAX",
-    default: 10_000,
-    help: "longest pause between retries while Consul is unreachable (backoff starts at 250ms)",
+    default: 2_000,
+    help: "longest pause between retries while Consul is unreachable or its answers cannot be used (backoff starts at 250ms)",
     parse: parsers.duration({ minMs: 250, maxMs: 600_000 }),
   } satisfies Setting<number>,
   once: {
@@ -280,17 +302,19 @@ export type TemplaterSettings = Values<typeof templaterSettings>;
 /** How defaults that are not plain values read in --help. */
 export const displayDefaults = {
   templates: `${templatesDir}/nginx.conf.hbs:nginx.conf,${templatesDir}/services.conf.hbs:services.conf`,
+  restartGrace: "35s",
   waitMin: "100ms",
   waitMax: "1s",
   confirmTimeout: "10s",
   consulWait: "60s",
   consulMinInterval: "50ms",
-  consulRetryMax: "10s",
+  consulRetryMax: "2s",
   onceTimeout: "30s",
 };
 
 /** Checks that need several settings at once. Throws with a message naming the flags. */
 export function checkSettings(s: TemplaterSettings): void {
+  checkConsulConnection(s);
   if (s.mode === "command" && !s.reloadCommand && !s.once && !s.dry) {
     throw new ConfigError(
       "--mode command needs --reload-command (TEMPLATER_RELOAD_COMMAND)",

@@ -5,10 +5,10 @@
 
 import { readFile } from "node:fs/promises";
 import os from "node:os";
-import { createConsul } from "../../../lib/consul-client.ts";
+import { ConsulTrust } from "../../../lib/consul-answer.ts";
+import { checkConsulConnection, createConsulHttp } from "../../../lib/consul-client.ts";
 import type { Logger } from "../../../lib/log.ts";
 import { json, startOpsServer, type OpsServer } from "../../../lib/ops-server.ts";
-import { Reachability } from "../../../lib/state-change.ts";
 import { ConfigStore } from "./apply/config-store.ts";
 import { controlClient, type ControlClient, type InstanceFigures } from "./apply/control-client.ts";
 import { DataPlane, pushingReloader } from "./apply/data-plane.ts";
@@ -22,6 +22,7 @@ import {
   type Reloader,
 } from "./apply/nginx.ts";
 import { DryRun, Transaction, type Applier } from "./apply/transaction.ts";
+import { routeNetworks } from "./core/route-networks.ts";
 import { buildStatus, renderStatusHtml } from "./core/status.ts";
 import { routesManifest } from "./core/render.ts";
 import { Manager } from "./manager.ts";
@@ -29,6 +30,7 @@ import { createMetrics, type Metrics } from "./metrics.ts";
 import { confirmUrlOf, controlUrlOf, type TemplaterSettings } from "./settings.ts";
 import { consulCatalogApi, maxConsulSockets, nodeReadConcurrency } from "./watch/consul-api.ts";
 import { ConsulCatalogWatcher } from "./watch/consul-watcher.ts";
+import { checkToken, reportToken } from "./watch/token-check.ts";
 import { watchTemplateFiles, type TemplateFileWatcher } from "./watch/template-files.ts";
 
 /** nginx's per-instance figures, read at most every 250 ms (a scrape and a status poll share one read). */
@@ -87,6 +89,7 @@ export interface Templater {
 
 export async function startTemplater(o: TemplaterOptions): Promise<Templater> {
   const { settings, log } = o;
+  for (const warning of checkConsulConnection(settings)) log.warn(warning);
   let supervisor: NginxSupervisor | undefined;
   // Dynamic upstreams: instance sets go to nginx's control listener, not into the config.
   const dynamic = settings.upstreams === "dynamic";
@@ -186,7 +189,11 @@ export async function startTemplater(o: TemplaterOptions): Promise<Templater> {
     templates: settings.templates,
     readTemplate: (file) => readFile(file, "utf8"),
     applier,
-    viewOptions: { routeTag: settings.routeTag, statuses: settings.statuses },
+    viewOptions: {
+      routeTag: settings.routeTag,
+      statuses: settings.statuses,
+      networks: routeNetworks(settings.routeNetworks),
+    },
     edge: {
       listenPort: settings.listenPort,
       opsPort: settings.opsPort,
@@ -199,6 +206,7 @@ export async function startTemplater(o: TemplaterOptions): Promise<Templater> {
     dataPlane,
     wait: { minMs: settings.waitMin, maxMs: settings.waitMax },
     forgetAfterMs: settings.forgetAfter,
+    hold: { graceMs: settings.restartGrace, panic: settings.panic },
     metrics,
     log,
   });
@@ -208,11 +216,19 @@ export async function startTemplater(o: TemplaterOptions): Promise<Templater> {
     throw new StartError("--once: a template does not compile; nothing applied", 1);
   }
 
-  const { consul, endpoint } = createConsul(settings, { maxSockets: maxConsulSockets });
+  const consul = createConsulHttp(settings, { maxSockets: maxConsulSockets });
+  const { endpoint } = consul;
   cleanups.push(() => consul.destroy());
-  const reach = new Reachability("consul", log.child({ component: "consul", addr: endpoint.url }), (up) =>
-    metrics.consulUp.set(up ? 1 : 0),
-  );
+  const reach = new ConsulTrust(log.child({ component: "consul", addr: endpoint.url }), {
+    onChange: (state) => {
+      // A fresh edge that cannot read Consul still starts nginx, answering 503 (exec mode).
+      if (state.kind !== "ok" && state.kind !== "unknown" && supervisor) manager.serveStandIn();
+      metrics.consulUp.set(state.kind === "ok" ? 1 : 0);
+      for (const kind of ["denied", "malformed", "unreachable"] as const)
+        metrics.consulProblem.set({ kind }, state.kind === kind ? 1 : 0);
+    },
+    onProblem: (kind) => metrics.consulProblems.inc({ kind }),
+  });
   const watcher = new ConsulCatalogWatcher({
     api: consulCatalogApi(consul),
     waitMs: settings.consulWait,
@@ -221,9 +237,10 @@ export async function startTemplater(o: TemplaterOptions): Promise<Templater> {
     retryMaxMs: settings.consulRetryMax,
     concurrency: nodeReadConcurrency,
     reach,
+    wanted: (tags) => tags.includes(settings.routeTag),
     log: log.child({ component: "consul" }),
     onSnapshot: (s) => manager.onSnapshot(s),
-    onRequest: (endpoint, ok) => metrics.consulRequests.inc({ endpoint, result: ok ? "ok" : "error" }),
+    onRequest: (endpoint, result) => metrics.consulRequests.inc({ endpoint, result }),
   });
 
   const controller = new AbortController();
@@ -237,7 +254,7 @@ export async function startTemplater(o: TemplaterOptions): Promise<Templater> {
           : undefined,
         ...manager.state(),
         mode: settings.dry ? "dry" : settings.mode,
-        consul: { address: endpoint.url, up: reach.up },
+        consul: { address: endpoint.url, up: reach.up, ...reach.state },
         nginx: { running: supervisor ? supervisor.running : null },
         hostDomain: settings.hostDomain,
       });
@@ -252,12 +269,14 @@ export async function startTemplater(o: TemplaterOptions): Promise<Templater> {
         const serving = supervisor ? supervisor.running : m.liveId !== null;
         const degraded = manager.degraded();
         return {
-          ok: serving,
+          // Serving a stand-in (Consul never read) is not healthy: nothing is routed.
+          ok: serving && !manager.standInLive,
           // ok: serving; degraded: serving, but the last apply failed or a template is broken (why: in `degraded`)
           state: !serving ? "down" : degraded.length ? "degraded" : "ok",
           degraded,
           generation: m.liveId,
           consul: reach.up,
+          consulState: reach.state,
           nginx: supervisor ? supervisor.running : undefined,
           templateErrors: m.templates.filter((t) => t.error).length,
           lastError: m.lastError,
@@ -317,6 +336,9 @@ export async function startTemplater(o: TemplaterOptions): Promise<Templater> {
   });
 
   // Last: nginx has been adopted or started with the last good config before any render.
+  void checkToken(consul, controller.signal).then((t) =>
+    reportToken(t, log.child({ component: "consul" }), (err) => reach.failed(err)),
+  );
   const watching = watcher.run(controller.signal);
   return {
     manager,

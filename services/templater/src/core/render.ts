@@ -30,6 +30,11 @@ export interface EdgeContext {
   controlPort?: number;
   /** Dynamic mode: directory holding dockside's Lua modules. */
   luaPath?: string;
+  /**
+   * Set only for the stand-in config of a fresh edge that cannot read Consul (no config applied
+   * yet): templates answer 503 everywhere instead of 404, so clients see "not yet", not "no such".
+   */
+  consulUnavailable?: boolean;
 }
 
 export interface RenderContext {

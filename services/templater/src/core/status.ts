@@ -3,6 +3,7 @@
 
 import type { InstanceSets } from "./instance-sets.ts";
 import { hostPort } from "./nginx-values.ts";
+import type { Held } from "./hold.ts";
 import type { Reject, View } from "./view.ts";
 
 /** What the manager knows (see Manager.state). */
@@ -14,6 +15,8 @@ export interface ManagerState {
   liveId: string | null;
   liveSince: string | null;
   rejects: readonly Reject[];
+  /** Instances routed although the catalog alone would not route them (core/hold.ts). */
+  held?: readonly Held[];
   templates: readonly { source: string; dest: string; error: string | null }[];
   lastError: { at: string; stage: string; message: string } | null;
   /** Dynamic mode: the instance sets nginx confirmed last (what it routes to now) and their version. */
@@ -27,9 +30,18 @@ export interface LiveFigures {
   upstreamSeconds: number;
 }
 
+/** Consul as the templater sees it: `kind` ok, or why its answers are not used (lib/consul-answer.ts). */
+export interface ConsulStatus {
+  address: string;
+  up: boolean;
+  kind?: string;
+  message?: string | null;
+  since?: string;
+}
+
 export interface StatusInput extends ManagerState {
   mode: string;
-  consul: { address: string; up: boolean };
+  consul: ConsulStatus;
   nginx: { running: boolean | null };
   hostDomain: string;
   figures?: ReadonlyMap<string, LiveFigures>;
@@ -55,7 +67,7 @@ export interface ServiceStatus {
 
 export interface Status {
   mode: string;
-  consul: { address: string; up: boolean };
+  consul: ConsulStatus;
   nginx: {
     running: boolean | null;
     generation: string | null;
@@ -64,6 +76,7 @@ export interface Status {
   };
   services: ServiceStatus[];
   dropped: readonly Reject[];
+  held: readonly Held[];
   templates: StatusInput["templates"];
   lastError: StatusInput["lastError"];
 }
@@ -111,6 +124,7 @@ export function buildStatus(input: StatusInput): Status {
     },
     services,
     dropped: input.rejects,
+    held: input.held ?? [],
     templates: input.templates,
     lastError: input.lastError,
   };
@@ -121,6 +135,22 @@ const esc = (s: unknown) =>
     /[&<>"']/g,
     (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!,
   );
+
+const consulWords: Record<string, string> = {
+  denied: "permission denied",
+  malformed: "answers that cannot be trusted",
+  unreachable: "unreachable",
+  unknown: "not answered yet",
+};
+
+function consulHtml(c: ConsulStatus): string {
+  if (c.up) return "reachable";
+  const kind = c.kind ?? "unreachable";
+  const words = consulWords[kind] ?? kind;
+  const since = c.since ? ` since ${esc(c.since)}` : "";
+  const why = c.message ? `: <code>${esc(c.message)}</code>` : "";
+  return `<b>${esc(words)}</b>${since}${why} (the last good config stays)`;
+}
 
 export function renderStatusHtml(s: Status): string {
   const rows = s.services
@@ -153,6 +183,18 @@ export function renderStatusHtml(s: Status): string {
         )
         .join("")}</ul>`
     : "";
+  const held = s.held.length
+    ? `<h2>Held</h2><ul>${s.held
+        .map(
+          (h) =>
+            `<li>${esc(h.service)}: ${h.instances.length} instance(s) kept routed (${esc(
+              h.reason === "panic"
+                ? "panic mode: every instance failing at once"
+                : "Consul restarted, not yet refilled",
+            )})</li>`,
+        )
+        .join("")}</ul>`
+    : "";
   const templates = s.templates
     .map(
       (t) =>
@@ -168,11 +210,12 @@ export function renderStatusHtml(s: Status): string {
 </head><body>
 <div id="live">
 <h1>dockside edge</h1>
-<p>mode ${esc(s.mode)} · Consul ${esc(s.consul.address)} ${s.consul.up ? "reachable" : "<b>unreachable</b>"} ·
+<p>mode ${esc(s.mode)} · Consul ${esc(s.consul.address)} ${consulHtml(s.consul)} ·
 nginx ${s.nginx.running === null ? "" : s.nginx.running ? "running" : "<b>not running</b>"} generation <code>${esc(s.nginx.generation ?? "none")}</code> since ${esc(s.nginx.since ?? "-")} ·
 <a href="status">JSON</a> · <a href="metrics">metrics</a></p>
 ${lastError}
 ${rows || "<p>no routed services</p>"}
+${held}
 ${dropped}
 <h2>Templates</h2><ul>${templates}</ul>
 </div>

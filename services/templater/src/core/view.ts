@@ -4,6 +4,7 @@
 
 import { aggregateStatus, type CatalogSnapshot, type HealthStatus } from "./catalog.ts";
 import * as nv from "./nginx-values.ts";
+import type { RouteNetworks } from "./route-networks.ts";
 
 export interface ViewOptions {
   /** Only instances carrying this tag are routed. */
@@ -15,6 +16,8 @@ export interface ViewOptions {
    * no longer has them, so their routes answer 503 rather than 404.
    */
   retain?: readonly string[];
+  /** Addresses that may be routed (core/route-networks.ts); default: any valid IP. */
+  networks?: RouteNetworks;
 }
 
 export interface InstanceView {
@@ -57,7 +60,12 @@ export interface BuiltView {
   /** Same services with instances of every status, for the status page. */
   catalog: View;
   rejects: Reject[];
+  /** Nodes whose serfHealth check fails, sorted. */
+  nodesDown: string[];
 }
+
+/** The node-level check every Consul agent carries: gossip says the node is alive. */
+export const serfHealthCheck = "serfHealth";
 
 const byText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
@@ -112,8 +120,12 @@ export function buildView(snapshot: CatalogSnapshot, options: ViewOptions): Buil
 
   // Check statuses by node, then by service ID ("" = node-level checks).
   const checks = new Map<string, Map<string, string[]>>();
+  // Nodes whose agent Consul's gossip reports failed (`serfHealth` not passing): their instances
+  // are never routed, whatever --statuses allows, and before anyone deregisters them.
+  const nodesDown = new Set<string>();
   for (const c of snapshot.checks) {
     if (!c || typeof c.Node !== "string") continue;
+    if (c.CheckID === serfHealthCheck && c.ServiceID === "" && c.Status !== "passing") nodesDown.add(c.Node);
     const byService = checks.get(c.Node) ?? new Map<string, string[]>();
     checks.set(c.Node, byService);
     const sid = typeof c.ServiceID === "string" ? c.ServiceID : "";
@@ -148,6 +160,11 @@ export function buildView(snapshot: CatalogSnapshot, options: ViewOptions): Buil
       const nodeName = nv.token(node.node, nv.limits.id, "node name");
       const address = nv.ipAddress(svc.Address || node.address);
       const port = nv.port(svc.Port);
+      const refused = address.ok ? (options.networks?.refuse(address.value.address) ?? null) : null;
+      if (refused !== null) {
+        instanceReject("address", svc.Address || node.address, `${refused}; instance left out`);
+        continue;
+      }
       if (!id.ok || !nodeName.ok || !address.ok || !port.ok) {
         const [field, value, reason] = !id.ok
           ? ["id", svc.ID, id.reason]
@@ -179,7 +196,7 @@ export function buildView(snapshot: CatalogSnapshot, options: ViewOptions): Buil
   for (const name of options.retain ?? []) if (!services.has(name)) services.set(name, []);
   for (const name of [...services.keys()].sort(byText)) {
     const all = services.get(name)!.sort((a, b) => byText(a.id, b.id) || byText(a.node, b.node));
-    const routed = all.filter((i) => options.statuses.includes(i.status));
+    const routed = all.filter((i) => options.statuses.includes(i.status) && !nodesDown.has(i.node));
     // Service-level tags and meta come from the instances each list holds: an instance that is
     // not routed (registered critical, say) must not change what templates see.
     const summary = (list: InstanceView[]) => ({
@@ -193,5 +210,6 @@ export function buildView(snapshot: CatalogSnapshot, options: ViewOptions): Buil
     view: { services: view },
     catalog: { services: catalog },
     rejects: [...rejects.values()].sort((a, b) => byText(a.key, b.key)),
+    nodesDown: [...nodesDown].sort(byText),
   };
 }

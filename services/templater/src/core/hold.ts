@@ -1,0 +1,115 @@
+// What to route when the catalog says less than it should. Pure: the previous routed view and
+// the new one in, the view to route and what was held out (as data) back.
+//
+// Two guards, each keeping instances that were routed a moment ago:
+// - Consul restarted is not Consul emptied. After Consul's index went backwards (a restarted or
+//   replaced Consul), instances routed before and now absent from the catalog stay routed for
+//   `graceMs` (e.g. one registrator resync) or until they are all back, instead of applying
+//   emptiness. Instances present in the catalog are judged by their checks as usual. Emptiness
+//   with the index moving forward is confirmed (deregistrations move it); emptiness that only
+//   ACL filtering produces never gets here (the watcher reports it as "denied").
+// - Panic mode (Envoy's panic threshold at 0 %): when every instance of a routed service fails
+//   its checks while still registered, its instances on nodes that are alive stay routed;
+//   nginx's passive checks and retries then sort out which of them answer. Off with panic false.
+
+import type { InstanceView, ServiceView, View } from "./view.ts";
+
+export type HoldReason = "consul-restarted" | "panic";
+
+export interface Held {
+  service: string;
+  reason: HoldReason;
+  /** node/id of the instances routed although the catalog alone would not route them. */
+  instances: string[];
+}
+
+export interface HoldInput {
+  /** What was routed last time (the output of the previous call); undefined at start. */
+  previous: View | undefined;
+  /** What the catalog alone routes now. */
+  routed: View;
+  /** Every instance of every status, as Consul has them now. */
+  catalog: View;
+  /** Nodes whose serfHealth fails: their instances are never held. */
+  nodesDown: ReadonlySet<string>;
+  now: number;
+  /** Start of the current restart grace period (index reset or sudden emptiness); undefined: none. */
+  suspectSince: number | undefined;
+  graceMs: number;
+  panic: boolean;
+}
+
+export interface HoldResult {
+  view: View;
+  held: Held[];
+  /** Start of the grace period now in force (carried to the next call); undefined: none. */
+  suspectSince: number | undefined;
+  /** When the grace period ends (the caller looks again then); undefined: none. */
+  graceEndsAt: number | undefined;
+}
+
+const key = (i: InstanceView) => `${i.node}/${i.id}`;
+const byText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/** Service-level tags and meta from the instances it routes (as buildView does). */
+function withInstances(s: ServiceView, instances: InstanceView[]): ServiceView {
+  const sorted = [...instances].sort((a, b) => byText(a.id, b.id) || byText(a.node, b.node));
+  const [first, ...rest] = sorted;
+  const meta = first
+    ? Object.fromEntries(Object.entries(first.meta).filter(([k, v]) => rest.every((i) => i.meta[k] === v)))
+    : {};
+  return { ...s, tags: [...new Set(sorted.flatMap((i) => i.tags))].sort(byText), meta, instances: sorted };
+}
+
+export function holdRouted(input: HoldInput): HoldResult {
+  const { previous, routed, catalog, nodesDown, now, graceMs, panic } = input;
+  let suspectSince = input.suspectSince;
+  // Grace over: what the catalog says now is the truth.
+  if (suspectSince !== undefined && now - suspectSince >= graceMs) suspectSince = undefined;
+
+  const inCatalog = new Map(
+    catalog.services.map((s) => [s.name, new Map(s.instances.map((i) => [key(i), i]))]),
+  );
+  const before = new Map((previous?.services ?? []).map((s) => [s.name, s]));
+  const held: Held[] = [];
+  const services = new Map(routed.services.map((s) => [s.name, s]));
+
+  for (const [name, prev] of before) {
+    if (prev.instances.length === 0) continue;
+    const current = services.get(name) ?? { name, tags: [], meta: {}, instances: [] };
+    const present = inCatalog.get(name) ?? new Map<string, InstanceView>();
+    const routedKeys = new Set(current.instances.map(key));
+    const alive = (i: InstanceView) => !nodesDown.has(i.node);
+
+    // Panic: the service was routed, none of its instances passes now. Route every instance
+    // still registered on a live node (as Envoy's panic mode does): instances that fail one
+    // after the other under load would otherwise leave the last survivor with all the traffic.
+    if (panic && current.instances.length === 0 && present.size > 0) {
+      const keep = [...present.values()].filter(alive);
+      if (keep.length > 0) {
+        const instances = keep.map((i) => present.get(key(i))!);
+        services.set(name, withInstances(current, instances));
+        held.push({ service: name, reason: "panic", instances: instances.map(key) });
+        continue;
+      }
+    }
+    // Restart grace: routed before, absent from the catalog now.
+    if (suspectSince !== undefined) {
+      const missing = prev.instances.filter(
+        (i) => !present.has(key(i)) && !routedKeys.has(key(i)) && alive(i),
+      );
+      if (missing.length > 0) {
+        services.set(name, withInstances(current, [...current.instances, ...missing]));
+        held.push({ service: name, reason: "consul-restarted", instances: missing.map(key) });
+      }
+    }
+  }
+  // Refilled: nothing left to hold for the restart, so the grace period ends early.
+  if (!held.some((h) => h.reason === "consul-restarted")) suspectSince = undefined;
+  return {
+    view: { services: [...services.values()].sort((a, b) => byText(a.name, b.name)) },
+    held: held.sort((a, b) => byText(a.service, b.service)),
+    suspectSince,
+    graceEndsAt: suspectSince === undefined ? undefined : suspectSince + graceMs,
+  };
+}
