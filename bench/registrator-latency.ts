@@ -18,7 +18,7 @@ import {
   startBench,
   wallMs,
 } from "./registrator-harness.ts";
-import { summarise } from "./lib/stats.ts";
+import { percentileText, summarise } from "./lib/stats.ts";
 import { docker } from "../test/helpers/docker.ts";
 
 const service = "bench-latency";
@@ -103,10 +103,7 @@ async function main(): Promise<void> {
     const up = [...names].map(([cid, sid]) => watch.appeared.get(sid)! - started.get(cid)!);
     const down = [...names].map(([cid, sid]) => watch.vanished.get(sid)! - killed.get(cid)!);
     const row = (label: string, v: number[]) => {
-      const p = summarise(v);
-      console.log(
-        `  ${label.padEnd(34)} n=${p.n}  p50 ${fmt(p.p50)}  p90 ${fmt(p.p90)}  p99 ${fmt(p.p99)}  max ${fmt(p.max)}`,
-      );
+      console.log(`  ${label.padEnd(34)} ${percentileText(summarise(v), fmt)}`);
     };
     console.log("registrator-latency results:");
     row("start event → visible in catalog", up);
