@@ -14,6 +14,7 @@ import { startRegistrator, type Registrator } from "../../services/registrator/s
 import type { ConsulHandle } from "./consul.ts";
 import { docker } from "./docker.ts";
 import type { Scope } from "./scope.ts";
+import { waitFor } from "./wait.ts";
 
 export const runLabel = "dockside.test.run";
 
@@ -138,4 +139,27 @@ export async function ownedIds(consul: Consul, identity: string): Promise<string
     .filter((s) => s.Meta?.dockside_owner === identity)
     .map((s) => s.ID)
     .sort();
+}
+
+/** Full syncs the registrator has completed (its reconcile-duration histogram, scope "full"). */
+export async function completedFullSyncs(r: Pick<Registrator, "metrics">): Promise<number> {
+  const { values } = await r.metrics.reconcileSeconds.get();
+  const count = values.find(
+    (v) => v.metricName === "registrator_reconcile_duration_seconds_count" && v.labels.scope === "full",
+  );
+  return count?.value ?? 0;
+}
+
+/**
+ * Resolves once a full sync that started after this call has completed: the positive
+ * signal an absence check waits for ("a resync later, still nothing changed").
+ */
+export async function awaitFreshFullSync(r: Pick<Registrator, "metrics">, timeoutMs = 20_000): Promise<void> {
+  const from = await completedFullSyncs(r);
+  // The next completion may belong to a sync already under way; the one after that started later.
+  await waitFor(async () => (await completedFullSyncs(r)) >= from + 2, {
+    what: "a full sync that started after the check began",
+    timeoutMs,
+    intervalMs: 100,
+  });
 }
