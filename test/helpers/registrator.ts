@@ -6,6 +6,7 @@
 import { randomBytes } from "node:crypto";
 import net from "node:net";
 import Consul from "consul";
+import Docker from "dockerode";
 import { createLogger, type Fields } from "../../lib/log.ts";
 import { ConsulRegistry } from "../../services/registrator/src/consul/registry.ts";
 import type { MappingOptions, Registration } from "../../services/registrator/src/core/types.ts";
@@ -35,13 +36,17 @@ export interface TestRegistratorOptions {
   retryMaxMs?: number;
   mapping?: Partial<Omit<MappingOptions, "identity" | "labelFilter">>;
   ready?: Partial<{ intervalMs: number; timeoutMs: number; concurrency: number }>;
+  /** Talk to Docker through this socket (a test/helpers/docker-proxy.ts) instead of the engine's own. */
+  dockerSocket?: string;
+  /** Collect the log lines here (readable before the registrator has started). */
+  logs?: Fields[];
 }
 
 export async function startTestRegistrator(
   scope: Scope,
   o: TestRegistratorOptions,
 ): Promise<TestRegistrator> {
-  const logs: Fields[] = [];
+  const logs: Fields[] = o.logs ?? [];
   const log = createLogger({
     service: "registrator",
     level: "debug",
@@ -52,7 +57,7 @@ export async function startTestRegistrator(
   });
   const consul = new Consul({ host: o.consul.host, port: o.consul.port });
   const r = await startRegistrator({
-    docker: new DockerodeSource(docker),
+    docker: new DockerodeSource(o.dockerSocket ? new Docker({ socketPath: o.dockerSocket }) : docker),
     registry: new ConsulRegistry(consul, { requestTimeoutMs: 2000 }),
     log,
     identity: o.identity ?? `test-${o.run}`,
