@@ -1,10 +1,11 @@
-// `start` event → instance visible in Consul's catalog (what the templater sees),
+// `start` event → instance visible in Consul's catalog,
 // and `kill` → gone, over --count containers (default 100) started one after another.
 //
 //   node bench/registrator-latency.ts [--count 100]
 //
 // Times are from Docker's own event timestamp (timeNano) to the moment a blocking
-// query on /v1/health/service/<name> returns the change.
+// query on /v1/health/service/<name> returns the change. (That is this script's own reader;
+// the templater reads /v1/catalog/services, /v1/health/state/any and per-node lists instead.)
 
 import "./registrator-env.ts";
 import { createWorkload } from "../test/helpers/workload.ts";
