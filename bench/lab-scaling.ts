@@ -195,7 +195,7 @@ try {
 
   // 4. memory.
   console.log(
-    `RSS: registrator ${(await rssKiB("registrator", /main\.mjs/)) / 1024} MiB, templater ${(await rssKiB("edge", /main\.mjs/)) / 1024} MiB, nginx (all processes) ${((await rssKiB("edge", /nginx/)) / 1024).toFixed(1)} MiB`,
+    `RSS: registrator ${((await rssKiB("registrator", /main\.mjs/)) / 1024).toFixed(1)} MiB, templater ${((await rssKiB("edge", /main\.mjs/)) / 1024).toFixed(1)} MiB, nginx (all processes) ${((await rssKiB("edge", /nginx/)) / 1024).toFixed(1)} MiB`,
   );
 } finally {
   await teardown();

@@ -45,7 +45,7 @@ export function percentileText(s: Summary, fmt: (v: number) => string): string {
 
 export function formatSummary(label: string, s: Summary, unit = "ms"): string {
   const f = (v: number) => (Number.isNaN(v) ? "-" : `${v.toFixed(1)}${unit}`);
-  return `${label}: min=${f(s.min)} ${percentileText(s, f)}`;
+  return `${label}: ${percentileText(s, f).replace(/^n=\d+/, (n) => `${n} min ${f(s.min)}`)}`;
 }
 
 export function mib(bytes: number): string {
