@@ -46,6 +46,13 @@ async function teardown() {
 process.once("SIGINT", () => void teardown().then(() => process.exit(130)));
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Instances started in one phase: their start → routed latencies, and those never routed. */
+interface Routed {
+  latencies: number[];
+  dropped: number;
+  started: number;
+}
 const running = async (s: string) => (await lab.running(s)).map((c) => c.hostname);
 
 /** Sends a request every `everyMs` over keep-alive and records when each instance first answered. */
@@ -117,40 +124,48 @@ try {
   //    templater's 1 s quiescence maximum) and for scale-ups right after a scale-down.
   const starts = watchStarts();
   const probe = firstSeen(edge, 5);
-  const routedAfterStart = async (before: Set<string>): Promise<number[]> => {
-    const out: number[] = [];
+  /** Start → first routed request of each container started since `before`, into `into`; counts the ones never routed. */
+  const routedAfterStart = async (before: Set<string>, into: Routed): Promise<void> => {
     for (const [id, at] of starts.times) {
       if (before.has(id)) continue;
+      into.started++;
       const host = (await docker.getContainer(id).inspect()).Config.Hostname;
       const deadline = Date.now() + 10_000;
       while (!probe.seen.has(host) && Date.now() < deadline) await sleep(5);
-      if (probe.seen.has(host)) out.push(probe.seen.get(host)! - at);
-      else console.log(`bench: ${host} not routed within 10 s of its start`);
+      if (probe.seen.has(host)) into.latencies.push(probe.seen.get(host)! - at);
+      else {
+        into.dropped++;
+        console.log(
+          `bench: ${host} not routed within 10 s of its start (left out of the latencies, counted)`,
+        );
+      }
     }
-    return out;
   };
+  /** The latency summary, and how many started instances it leaves out because they were never routed. */
+  const routedLine = (label: string, r: Routed) =>
+    `${formatSummary(label, summarise(r.latencies))}; not routed within 10 s: ${r.dropped} of ${r.started} started`;
   for (const [label, gapMs] of [
     ["lone scale-ups (2 s quiet before each)", 2000],
     ["scale-ups right after a scale-down", 0],
   ] as const) {
-    const latencies: number[] = [];
+    const routed: Routed = { latencies: [], dropped: 0, started: 0 };
     for (let i = 0; i < cycles; i++) {
       await sleep(gapMs);
       const before = new Set(starts.times.keys());
       await lab.scale({ web: 2 });
       await waitForInstances(`${edge}/web/`, () => running("web"));
-      latencies.push(...(await routedAfterStart(before)));
+      await routedAfterStart(before, routed);
       await lab.scale({ web: 1 });
       await waitForInstances(`${edge}/web/`, () => running("web"));
     }
-    console.log(formatSummary(`container start → first request routed, ${label}`, summarise(latencies)));
+    console.log(routedLine(`container start → first request routed, ${label}`, routed));
   }
   await sleep(2000);
 
   // 2 + 3. --bursts rounds of 1→10→1 under one steady load; reloads per burst.
   const load = startLoad({ url: `${edge}/web/`, rate, postEvery, connections: 16, durationMs: 600_000 });
   await sleep(2000);
-  const burstLatencies: number[] = [];
+  const burstRouted: Routed = { latencies: [], dropped: 0, started: 0 };
   const upReloads: number[] = [];
   const downReloads: number[] = [];
   for (let b = 0; b < bursts; b++) {
@@ -158,7 +173,7 @@ try {
     const beforeBurst = new Set(starts.times.keys());
     await lab.scale({ web: 10 });
     await waitForInstances(`${edge}/web/`, () => running("web"));
-    burstLatencies.push(...(await routedAfterStart(beforeBurst)));
+    await routedAfterStart(beforeBurst, burstRouted);
     const r1 = await reloads(ops);
     await sleep(2000);
     await lab.scale({ web: 1 });
@@ -174,10 +189,7 @@ try {
   );
   console.log(formatSummary("  request latency through the edge", summarise(result.latenciesMs)));
   console.log(
-    formatSummary(
-      `container start → first request routed, the 9 new of each 1→10 burst`,
-      summarise(burstLatencies),
-    ),
+    routedLine("container start → first request routed, the 9 new of each 1→10 burst", burstRouted),
   );
   console.log(
     `reloads per burst: scale 1→10: ${upReloads.join(", ")}; scale 10→1: ${downReloads.join(", ")}`,
@@ -187,7 +199,7 @@ try {
 
   // 4. memory.
   console.log(
-    `RSS: registrator ${(await rssKiB("registrator", /main\.mjs/)) / 1024} MiB, templater ${(await rssKiB("edge", /main\.mjs/)) / 1024} MiB, nginx (all processes) ${((await rssKiB("edge", /nginx/)) / 1024).toFixed(1)} MiB`,
+    `RSS: registrator ${((await rssKiB("registrator", /main\.mjs/)) / 1024).toFixed(1)} MiB, templater ${((await rssKiB("edge", /main\.mjs/)) / 1024).toFixed(1)} MiB, nginx (all processes) ${((await rssKiB("edge", /nginx/)) / 1024).toFixed(1)} MiB`,
   );
 } finally {
   await teardown();

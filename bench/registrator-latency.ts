@@ -1,10 +1,11 @@
-// `start` event → instance visible in Consul's catalog (what the templater sees),
+// `start` event → instance visible in Consul's catalog,
 // and `kill` → gone, over --count containers (default 100) started one after another.
 //
 //   node bench/registrator-latency.ts [--count 100]
 //
 // Times are from Docker's own event timestamp (timeNano) to the moment a blocking
-// query on /v1/health/service/<name> returns the change.
+// query on /v1/health/service/<name> returns the change. (That is this script's own reader;
+// the templater reads /v1/catalog/services, /v1/health/state/any and per-node lists instead.)
 
 import "./registrator-env.ts";
 import { createWorkload } from "../test/helpers/workload.ts";
@@ -18,7 +19,7 @@ import {
   startBench,
   wallMs,
 } from "./registrator-harness.ts";
-import { summarise } from "./lib/stats.ts";
+import { percentileText, summarise } from "./lib/stats.ts";
 import { docker } from "../test/helpers/docker.ts";
 
 const service = "bench-latency";
@@ -103,10 +104,7 @@ async function main(): Promise<void> {
     const up = [...names].map(([cid, sid]) => watch.appeared.get(sid)! - started.get(cid)!);
     const down = [...names].map(([cid, sid]) => watch.vanished.get(sid)! - killed.get(cid)!);
     const row = (label: string, v: number[]) => {
-      const p = summarise(v);
-      console.log(
-        `  ${label.padEnd(34)} n=${p.n}  p50 ${fmt(p.p50)}  p90 ${fmt(p.p90)}  p99 ${fmt(p.p99)}  max ${fmt(p.max)}`,
-      );
+      console.log(`  ${label.padEnd(34)} ${percentileText(summarise(v), fmt)}`);
     };
     console.log("registrator-latency results:");
     row("start event → visible in catalog", up);

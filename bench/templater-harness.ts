@@ -3,7 +3,7 @@
 // edge's "config applied" log lines, percentiles. Everything started is removed at the end.
 
 import http from "node:http";
-import { summarise } from "./lib/stats.ts";
+import { percentileText, summarise } from "./lib/stats.ts";
 import { startConsul, type ConsulHandle } from "../test/helpers/consul.ts";
 import { createNetwork, type TestNetwork } from "../test/helpers/docker.ts";
 import { startEdge, type EdgeHandle, type EdgeOptions } from "../test/helpers/edge.ts";
@@ -146,8 +146,7 @@ export async function appliedLines(edge: EdgeHandle): Promise<AppliedLine[]> {
 
 export function summary(values: number[], unit = "ms"): string {
   const f = (v: number) => (Number.isInteger(v) ? String(v) : v.toFixed(1));
-  const s = summarise(values);
-  return `p50 ${f(s.p50)} ${unit}, p99 ${f(s.p99)} ${unit}, max ${f(s.max)} ${unit} (n=${s.n})`;
+  return percentileText(summarise(values), (v) => `${f(v)} ${unit}`);
 }
 
 export { sleep } from "../lib/backoff.ts";

@@ -81,13 +81,16 @@ async function detectRegistry(): Promise<RegistryProbe> {
   return probeRegistry(url);
 }
 
-export async function chooseBases(): Promise<BaseChoice[]> {
+/** `upstream` replaces the upstream image names (tests use names certainly absent). */
+export async function chooseBases(
+  upstream: Record<BaseRole, string> = upstreamImages,
+): Promise<BaseChoice[]> {
   const present = Object.fromEntries(
-    await Promise.all(baseRoles.map(async (r) => [r, await imageExists(upstreamImages[r])] as const)),
+    await Promise.all(baseRoles.map(async (r) => [r, await imageExists(upstream[r])] as const)),
   ) as Record<BaseRole, boolean>;
   const needProbe = baseRoles.some((r) => !present[r]);
   const registry = needProbe ? await detectRegistry() : { reachable: true, detail: "not asked" };
-  return baseRoles.map((r) => chooseBase(r, present[r], registry));
+  return baseRoles.map((r) => chooseBase(r, present[r], registry, upstream[r]));
 }
 
 function debianMirror(): string {

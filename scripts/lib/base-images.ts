@@ -46,8 +46,12 @@ export interface BaseChoice {
   reason: string;
 }
 
-export function chooseBase(role: BaseRole, upstreamPresent: boolean, registry: RegistryProbe): BaseChoice {
-  const upstream = upstreamImages[role];
+export function chooseBase(
+  role: BaseRole,
+  upstreamPresent: boolean,
+  registry: RegistryProbe,
+  upstream = upstreamImages[role],
+): BaseChoice {
   if (upstreamPresent)
     return { role, image: upstream, source: "upstream-present", reason: "already present" };
   if (registry.reachable) {

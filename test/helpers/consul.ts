@@ -2,7 +2,7 @@
 
 import Consul from "consul";
 import { GenericContainer, Wait, type StartedTestContainer } from "testcontainers";
-import { requireDocker, testLabel, type TestNetwork } from "./docker.ts";
+import { removeContainer, requireDocker, testLabel, type TestNetwork } from "./docker.ts";
 import { images } from "./images.ts";
 import type { Scope } from "./scope.ts";
 
@@ -38,7 +38,7 @@ export async function startConsul(
   const alias = opts.alias ?? "consul";
   if (opts.network) builder = builder.withNetworkMode(opts.network.name).withNetworkAliases(alias);
   const container = await builder.start();
-  scope.defer("consul container", () => container.stop({ timeout: 1, remove: true, removeVolumes: true }));
+  scope.defer("consul container", () => removeContainer(container.getId()));
   const host = container.getHost();
   const port = container.getMappedPort(8500);
   const client = new Consul({ host, port });

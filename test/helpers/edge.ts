@@ -17,7 +17,7 @@ import {
   type TestNetwork,
 } from "./docker.ts";
 import { images, repoRoot } from "./images.ts";
-import { parseMetrics, sampleValue, type Sample } from "./prometheus.ts";
+import { parseMetrics, sampleValue, type Samples } from "./prometheus.ts";
 import type { Scope } from "./scope.ts";
 import { waitFor } from "./wait.ts";
 
@@ -61,7 +61,7 @@ export interface EdgeHandle {
   logs(): Promise<{ stdout: string; stderr: string }>;
   /** JSON log lines of the templater (nginx's access log lines filtered out). */
   logLines(): Promise<Record<string, unknown>[]>;
-  metrics(): Promise<Sample[]>;
+  metrics(): Promise<Samples>;
   metric(name: string, labels?: Record<string, string>): Promise<number>;
   status(): Promise<EdgeStatus>;
   /** The generation nginx answers with. */

@@ -2,7 +2,7 @@
 // directory from the host.
 
 import { GenericContainer, Wait, type StartedTestContainer } from "testcontainers";
-import { requireDocker, testLabel, type TestNetwork } from "./docker.ts";
+import { removeContainer, requireDocker, testLabel, type TestNetwork } from "./docker.ts";
 import { images } from "./images.ts";
 import type { Scope } from "./scope.ts";
 
@@ -33,7 +33,7 @@ export async function startNginx(scope: Scope, opts: NginxOptions): Promise<Ngin
     .withStartupTimeout(20_000);
   if (opts.network) builder = builder.withNetworkMode(opts.network.name);
   const container = await builder.start();
-  scope.defer("nginx container", () => container.stop({ timeout: 1, remove: true }));
+  scope.defer("nginx container", () => removeContainer(container.getId()));
   const exec = async (cmd: string[]) => {
     const r = await container.exec(cmd);
     return { exitCode: r.exitCode, output: r.output };

@@ -6,6 +6,7 @@
 import { randomBytes } from "node:crypto";
 import net from "node:net";
 import Consul from "consul";
+import Docker from "dockerode";
 import { createLogger, type Fields } from "../../lib/log.ts";
 import { ConsulRegistry } from "../../services/registrator/src/consul/registry.ts";
 import type { MappingOptions, Registration } from "../../services/registrator/src/core/types.ts";
@@ -14,6 +15,7 @@ import { startRegistrator, type Registrator } from "../../services/registrator/s
 import type { ConsulHandle } from "./consul.ts";
 import { docker } from "./docker.ts";
 import type { Scope } from "./scope.ts";
+import { waitFor } from "./wait.ts";
 
 export const runLabel = "dockside.test.run";
 
@@ -38,13 +40,17 @@ export interface TestRegistratorOptions {
   retryMaxMs?: number;
   mapping?: Partial<Omit<MappingOptions, "identity" | "labelFilter">>;
   ready?: Partial<{ intervalMs: number; timeoutMs: number; concurrency: number }>;
+  /** Talk to Docker through this socket (a test/helpers/docker-proxy.ts) instead of the engine's own. */
+  dockerSocket?: string;
+  /** Collect the log lines here (readable before the registrator has started). */
+  logs?: Fields[];
 }
 
 export async function startTestRegistrator(
   scope: Scope,
   o: TestRegistratorOptions,
 ): Promise<TestRegistrator> {
-  const logs: Fields[] = [];
+  const logs: Fields[] = o.logs ?? [];
   const log = createLogger({
     service: "registrator",
     level: "debug",
@@ -59,7 +65,9 @@ export async function startTestRegistrator(
     ...(o.token ? { defaults: { token: o.token } } : {}),
   });
   const r = await startRegistrator({
-    docker: o.docker ?? new DockerodeSource(docker),
+    docker:
+      o.docker ??
+      new DockerodeSource(o.dockerSocket ? new Docker({ socketPath: o.dockerSocket }) : docker),
     registry: new ConsulRegistry(consul, { requestTimeoutMs: 2000 }),
     log,
     identity: o.identity ?? `test-${o.run}`,
@@ -146,4 +154,27 @@ export async function ownedIds(consul: Consul, identity: string): Promise<string
     .filter((s) => s.Meta?.dockside_owner === identity)
     .map((s) => s.ID)
     .sort();
+}
+
+/** Full syncs the registrator has completed (its reconcile-duration histogram, scope "full"). */
+export async function completedFullSyncs(r: Pick<Registrator, "metrics">): Promise<number> {
+  const { values } = await r.metrics.reconcileSeconds.get();
+  const count = values.find(
+    (v) => v.metricName === "registrator_reconcile_duration_seconds_count" && v.labels.scope === "full",
+  );
+  return count?.value ?? 0;
+}
+
+/**
+ * Resolves once a full sync that started after this call has completed: the positive
+ * signal an absence check waits for ("a resync later, still nothing changed").
+ */
+export async function awaitFreshFullSync(r: Pick<Registrator, "metrics">, timeoutMs = 20_000): Promise<void> {
+  const from = await completedFullSyncs(r);
+  // The next completion may belong to a sync already under way; the one after that started later.
+  await waitFor(async () => (await completedFullSyncs(r)) >= from + 2, {
+    what: "a full sync that started after the check began",
+    timeoutMs,
+    intervalMs: 100,
+  });
 }

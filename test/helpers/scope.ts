@@ -1,6 +1,7 @@
 // A Scope collects the clean-up steps of whatever a test file starts and runs them
 // in reverse order when the file's tests end, also after a failure or a timeout.
-// There is no Ryuk here: nothing else removes what a test forgets.
+// There is no Ryuk here: nothing else removes what a test forgets, so a step that fails
+// makes close() throw (after running every other step) and the test file fails with it.
 
 import { after } from "node:test";
 
@@ -12,16 +13,17 @@ export class Scope {
   }
 
   async close(): Promise<void> {
-    const failures: string[] = [];
+    const failures: Error[] = [];
     while (this.#steps.length) {
       const { what, fn } = this.#steps.pop()!;
       try {
         await fn();
       } catch (err) {
-        failures.push(`${what}: ${(err as Error).message}`);
+        failures.push(new Error(`clean-up of ${what} failed: ${(err as Error).message}`, { cause: err }));
       }
     }
-    if (failures.length) console.error(`clean-up problems:\n  ${failures.join("\n  ")}`);
+    if (failures.length === 1) throw failures[0];
+    if (failures.length) throw new AggregateError(failures, failures.map((f) => f.message).join("; "));
   }
 }
 

@@ -33,14 +33,15 @@ describe("demo-node graceful shutdown (in-process)", () => {
       name: "web",
       version: "1",
       instance: "test",
-      latencyMs: 300,
+      latencyMs: 1500,
       errorRate: 0,
       lifecycle,
       port: 0,
       host: "127.0.0.1",
       keepAliveTimeoutMs: 65_000,
-      drainDelayMs: 200,
-      shutdownTimeoutMs: 2000,
+      // A drain window wide enough for three requests on a loaded machine.
+      drainDelayMs: 1000,
+      shutdownTimeoutMs: 10_000,
       log: silentLogger,
     });
     const agent = new http.Agent({ keepAlive: true });
@@ -48,14 +49,15 @@ describe("demo-node graceful shutdown (in-process)", () => {
     const started = Date.now();
     const done = server.shutdown();
     assert.equal((await get(server.port, "/readyz")).status, 503, "readiness fails at once");
-    const inflight = get(server.port, "/slow", agent); // 300 ms latency: outlives the drain delay
+    const inflight = get(server.port, "/slow", agent); // 1.5 s latency: outlives the drain delay
     const during = await get(server.port, "/healthz");
     assert.equal(during.status, 200, "still serving during the drain delay");
     assert.equal(during.headers.connection, "close", "asks clients to drop keep-alive while draining");
     const r = await inflight;
     assert.equal(r.status, 200, "the in-flight request completed");
     assert.equal(await done, "clean");
-    assert.ok(Date.now() - started < 2000, "exited well within the shutdown timeout");
+    // "clean" already says it finished before the 10 s shutdown timeout; the clock checks the lower bound.
+    assert.ok(Date.now() - started >= 1000, "not before the 1 s drain delay ended");
     await assert.rejects(get(server.port, "/"), /ECONNREFUSED/);
     agent.destroy();
   });
@@ -139,6 +141,8 @@ describe("demo-node image", { timeout: 120_000 }, () => {
     const elapsed = Date.now() - started;
     const info = await docker.getContainer(id).inspect();
     assert.equal(info.State.ExitCode, 0);
-    assert.ok(elapsed >= 450 && elapsed < 5000, `stopped after ${elapsed} ms (drain delay 500 ms)`);
+    // Exit code 0 says SIGTERM was handled (Docker's SIGKILL at 10 s gives 137); the lower bound
+    // holds however loaded the machine is: the drain delay cannot be skipped.
+    assert.ok(elapsed >= 450, `stopped after ${elapsed} ms, before the 500 ms drain delay ended`);
   });
 });

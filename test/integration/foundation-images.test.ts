@@ -9,9 +9,9 @@ import path from "node:path";
 import { describe, it } from "node:test";
 import { execa } from "execa";
 import { chooseBases, probeRegistry } from "../../scripts/images.ts";
-import { baseRoles, localImages, upstreamImages } from "../../scripts/lib/base-images.ts";
+import { baseRoles, localImages, type BaseRole } from "../../scripts/lib/base-images.ts";
 import { requireDocker } from "../helpers/docker.ts";
-import { repoRoot } from "../helpers/images.ts";
+import { images, repoRoot } from "../helpers/images.ts";
 
 async function fakeRegistry(): Promise<{ url: string; close: () => void }> {
   const server = http.createServer((_req, res) => {
@@ -41,21 +41,26 @@ describe("registry detection", { timeout: 60_000 }, () => {
     await requireDocker();
     const reg = await fakeRegistry();
     const saved = process.env.DOCKSIDE_REGISTRY_PROBE_URL;
+    // Names no machine has, so every role is decided by the registry, whatever was pulled here.
+    const absent = Object.fromEntries(
+      baseRoles.map((r) => [r, `dockside-test/absent-${r}-${process.pid}:never`]),
+    ) as Record<BaseRole, string>;
     try {
       process.env.DOCKSIDE_REGISTRY_PROBE_URL = reg.url;
-      const withRegistry = await chooseBases();
+      const withRegistry = await chooseBases(absent);
       reg.close();
-      const withoutRegistry = await chooseBases();
+      const withoutRegistry = await chooseBases(absent);
       for (const r of baseRoles) {
         const a = withRegistry.find((c) => c.role === r)!;
         const b = withoutRegistry.find((c) => c.role === r)!;
-        assert.equal(a.image, upstreamImages[r], `${r} with a registry`);
-        if (a.source === "upstream-present") continue; // already pulled on this machine: nothing to detect
-        assert.equal(a.source, "upstream-pull");
-        assert.equal(b.source, "local", `${r} without a registry`);
-        assert.equal(b.image, localImages[r]);
+        assert.deepEqual([a.image, a.source], [absent[r], "upstream-pull"], `${r} with a registry`);
+        assert.deepEqual([b.image, b.source], [localImages[r], "local"], `${r} without a registry`);
         assert.match(b.reason, /registry unreachable/);
       }
+      // And an upstream image that is present wins without asking the registry.
+      const present = { ...absent, busybox: images().busybox };
+      const withPresent = await chooseBases(present);
+      assert.equal(withPresent.find((c) => c.role === "busybox")!.source, "upstream-present");
     } finally {
       if (saved === undefined) delete process.env.DOCKSIDE_REGISTRY_PROBE_URL;
       else process.env.DOCKSIDE_REGISTRY_PROBE_URL = saved;
@@ -73,9 +78,10 @@ describe("bootstrap", { timeout: 120_000 }, () => {
   });
 
   it("without root it installs nothing and names what is missing, with how to get it", async () => {
-    // As root (CI), run it as `nobody`, who also cannot reach the Docker socket; otherwise as this
-    // user, who is not root either. It runs from a world-readable copy, whose project "Node 24"
-    // is a stand-in, so only the host checks are under test.
+    // As root (CI), run it as `nobody`; otherwise as this user, who is not root either. Either
+    // way DOCKER_HOST names a socket that does not exist, so a Docker engine is certainly
+    // missing. It runs from a world-readable copy, whose project "Node 24" is a stand-in, so
+    // only the host checks are under test.
     const asRoot = process.getuid?.() === 0;
     const dir = mkdtempSync(path.join(os.tmpdir(), "dockside-boot-"));
     try {
@@ -85,18 +91,24 @@ describe("bootstrap", { timeout: 120_000 }, () => {
       writeFileSync(path.join(dir, "node_modules", ".bin", "node"), "#!/bin/sh\necho 24\n", { mode: 0o755 });
       chmodSync(dir, 0o755);
       const script = path.join(dir, "scripts", "bootstrap.sh");
+      const env = { DOCKER_HOST: `unix://${dir}/no-docker.sock` };
       const r = asRoot
-        ? await execa("runuser", ["-u", "nobody", "--", "bash", script], { cwd: dir, reject: false })
-        : await execa("bash", [script], { cwd: dir, reject: false });
+        ? await execa(
+            "runuser",
+            ["-u", "nobody", "--", "env", `DOCKER_HOST=${env.DOCKER_HOST}`, "bash", script],
+            {
+              cwd: dir,
+              reject: false,
+            },
+          )
+        : await execa("bash", [script], { cwd: dir, reject: false, env });
       assert.match(r.stdout, /not root: will only check, not install/);
       assert.doesNotMatch(r.stdout, /installed|started dockerd/);
-      if (asRoot) {
-        assert.equal(r.exitCode, 1);
-        assert.match(
-          r.stderr,
-          /missing, and not installed here:\n {2}- a running Docker engine: start Docker Desktop or dockerd/,
-        );
-      }
+      assert.equal(r.exitCode, 1, r.stderr);
+      assert.match(
+        r.stderr,
+        /missing, and not installed here:\n(?: {2}- .*\n)* {2}- a running Docker engine: start Docker Desktop or dockerd/,
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

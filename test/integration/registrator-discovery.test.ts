@@ -6,6 +6,7 @@ import type Docker from "dockerode";
 import { startConsul, type ConsulHandle } from "../helpers/consul.ts";
 import { containerIp, createNetwork, docker, type TestNetwork } from "../helpers/docker.ts";
 import {
+  awaitFreshFullSync,
   catalogInstances,
   newRun,
   ownedIds,
@@ -113,7 +114,7 @@ describe("registrator with Docker and Consul", { timeout: 240_000 }, () => {
       burst.map((w) => `${w.name}:8080`).sort(),
     );
     assert.equal(new Set(seen.map((i) => i.address)).size, 20);
-    await new Promise((r) => setTimeout(r, 2500)); // a resync later: still exactly 20
+    await awaitFreshFullSync(reg); // a resync later: still exactly 20
     assert.equal((await instances("burst")).length, 20);
     await Promise.all(burst.map((w) => w.container.remove({ force: true })));
     await waitFor(async () => (await instances("burst")).length === 0, {
@@ -145,11 +146,12 @@ describe("registrator with Docker and Consul", { timeout: 240_000 }, () => {
     });
     assert.equal(await get(`http://${ip}:8080/`), 200, "still serving while draining");
     const exited = await stopped;
-    assert.ok(gone - t0 < 1000, `left the passing set ${gone - t0} ms after docker stop`);
-    assert.ok(exited - gone > 2000, `left ${exited - gone} ms before the process exited`);
-    assert.ok(exited - t0 < 6000, `the process drained for ${exited - t0} ms and exited by itself`);
-    await new Promise((r) => setTimeout(r, 300));
-    assert.equal((await instances("drain")).length, 0);
+    // Ordering only (the latency is bench/registrator-latency.ts's figure): out of rotation
+    // before the 3 s drain ended, and the process ended by itself, not by the SIGKILL at 10 s.
+    assert.ok(gone < exited, `left the passing set ${exited - gone} ms before the process exited`);
+    assert.ok(exited - t0 < 9500, `the process drained for ${exited - t0} ms and exited by itself`);
+    await awaitFreshFullSync(reg);
+    assert.equal((await instances("drain")).length, 0, "a resync after the exit does not bring it back");
   });
 
   it("a HEALTHCHECK makes it critical while starting, passing when healthy, critical when unhealthy", async () => {
@@ -204,8 +206,9 @@ describe("registrator with Docker and Consul", { timeout: 240_000 }, () => {
       "starting",
       "Docker has not decided yet",
     );
-    assert.ok(took < 2500, `passing ${took} ms after docker run`);
-    assert.ok(took >= 400, "not before /readyz answered");
+    // "Long before Docker's first health check" is the health status above (still starting,
+    // its first check is 30 s away); the clock only checks the lower bound, which load cannot break.
+    assert.ok(took >= 400, `passing ${took} ms after docker run, before /readyz answered`);
     assert.equal(i!.checks[`service:${w.name}:8080:health`], "passing");
     assert.ok(
       reg.logs.some((l) => l.msg === "check status" && l.serviceName === "fast" && l.status === "passing"),
@@ -258,7 +261,7 @@ describe("registrator with Docker and Consul", { timeout: 240_000 }, () => {
     assert.match(lines(ignoredSafely.name).join(), /SERVICE_IGNORE="maybe" is not a boolean/);
     assert.match(lines(range.name).join(), /exposes 100 ports/);
     // A resync later: still one line each.
-    await new Promise((r) => setTimeout(r, 2500));
+    await awaitFreshFullSync(reg);
     assert.equal(lines(badName.name).length, 1);
   });
 

@@ -103,7 +103,7 @@ describe("registrator image", { timeout: 120_000 }, () => {
     const took = Date.now() - t0;
     const state = (await reg.inspect()).State;
     assert.equal(state.ExitCode, 0);
-    assert.ok(took < 2000, `stopped in ${took} ms`);
+    assert.ok(took < 10_000, `stopped in ${took} ms: by itself, before Docker's SIGKILL at 10 s`);
     assert.equal(
       (await catalogInstances(consul.client, "image-smoke")).length,
       1,

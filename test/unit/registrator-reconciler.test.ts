@@ -149,12 +149,19 @@ describe("reconciler: events", () => {
 
   it("die, destroy and SIGKILL remove it; other signals do not", async () => {
     const x = await started(rig());
-    const a = x.docker.add(facts({ name: "a" }));
+    const a = x.docker.add(facts({ name: "a", healthcheck: true, health: "healthy" }));
     const b = x.docker.add(facts({ name: "b" }));
     await x.r.fullSync();
     x.docker.emit(containerEvent("kill", a, { signal: "1" }));
-    await delay(30);
-    assert.ok(x.registry.get("a:8080"), "SIGHUP is not a stop");
+    // A later event of the same container is handled after the SIGHUP (one queue per
+    // container): once it shows, the SIGHUP's effect, if any, has happened too.
+    a.health = "unhealthy";
+    x.docker.emit(containerEvent("health_status: unhealthy", a));
+    await waitFor(() => x.registry.get("a:8080")?.checks["service:a:8080:health"] === "critical", {
+      what: "the event after the SIGHUP handled",
+      timeoutMs: 2000,
+    });
+    assert.equal(x.registry.get("a:8080")?.meta.dockside_container, a.id, "SIGHUP is not a stop");
     x.docker.emit(containerEvent("kill", a, { signal: "9" }));
     await waitFor(() => !x.registry.get("a:8080"), { what: "a removed", timeoutMs: 2000 });
     b.running = false;
@@ -224,9 +231,12 @@ describe("reconciler: events", () => {
     const x = await started(rig());
     x.docker.breakStreams();
     const c = x.docker.add(facts({ name: "missed" })); // its start event is lost with the stream
-    await waitFor(() => x.registry.get("missed:8080"), { what: "resync after reconnect", timeoutMs: 2000 });
+    const got = await waitFor(() => x.registry.get("missed:8080"), {
+      what: "resync after reconnect",
+      timeoutMs: 2000,
+    });
+    assert.equal(got.meta.dockside_container, c.id);
     assert.equal(x.docker.streams, 1);
-    assert.ok(c);
   });
 });
 
@@ -239,7 +249,11 @@ describe("reconciler: Consul trouble", () => {
     const b = x.docker.add(facts({ name: "b" }));
     x.docker.emit(containerEvent("start", b));
     await waitFor(() => !x.r.health().consul, { what: "consul down", timeoutMs: 2000 });
-    await delay(400); // several retries at the 100 ms cap
+    const failedFrom = x.registry.calls.length;
+    await waitFor(() => x.registry.calls.length >= failedFrom + 4, {
+      what: "several more failed Consul calls (retries at the 100 ms cap)",
+      timeoutMs: 5000,
+    });
     assert.equal(x.logs.filter((l) => l.msg === "consul unreachable; retrying until it answers").length, 1);
     x.registry.wipe();
     x.registry.failing = undefined;
@@ -248,8 +262,8 @@ describe("reconciler: Consul trouble", () => {
       timeoutMs: 2000,
     });
     assert.equal(x.registry.get("a:8080")!.checks["service:a:8080:health"], "passing");
+    assert.equal(x.registry.get("a:8080")!.meta.dockside_container, a.id);
     assert.equal(x.logs.filter((l) => l.msg === "consul reachable").length, 2, "up at start, up again");
-    assert.ok(a);
   });
 
   it("Consul restarted empty while up: the next resync restores it", async () => {

@@ -1,4 +1,6 @@
 // The manager's decisions, with an in-memory applier and template store (no Consul, no nginx).
+// The applier here is a stand-in: what counts as "unchanged" on disk is the transaction's rule,
+// tested with the real config store in templater-transaction.test.ts.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { Applier, ApplyOutcome } from "../../services/templater/src/apply/transaction.ts";
@@ -13,9 +15,12 @@ class MemoryApplier implements Applier {
   liveId: string | null = null;
   applied: Generation[] = [];
   calls = 0;
+  /** Every generation id the manager handed over, in order. */
+  ids: string[] = [];
   failNext: ApplyOutcome | undefined;
   async apply(g: Generation): Promise<ApplyOutcome> {
     this.calls++;
+    this.ids.push(g.id);
     if (this.failNext) {
       const f = this.failNext;
       this.failNext = undefined;
@@ -88,7 +93,7 @@ describe("manager", () => {
     assert.equal(applier.applied[0]!.files[0]!.content, "upstream svc_web {\n  server 10.0.0.1:80;\n}\n");
   });
 
-  it("an equal catalog renders nothing; output equal to the live config is applied as 'unchanged'", async () => {
+  it("an equal catalog renders nothing; an equal output is handed over under the same id and counted as unchanged", async () => {
     const { manager, applier, metrics } = setup();
     await manager.loadTemplates();
     manager.onSnapshot(snap(svc("a", "10.0.0.1")));
@@ -99,7 +104,7 @@ describe("manager", () => {
     manager.onSnapshot(snap(svc("a", "10.0.0.1", { Meta: { unused: "x" } })));
     await manager.idle();
     assert.equal(applier.calls, 2);
-    assert.equal(applier.applied.length, 1, "same output: nothing new applied");
+    assert.equal(applier.ids[1], applier.ids[0], "same output, same generation id");
     assert.equal(await metric(metrics, "templater_renders_total", { result: "unchanged" }), 1);
   });
 
