@@ -5,6 +5,7 @@ import http from "node:http";
 import https from "node:https";
 import Consul from "consul";
 import { parsers, type Setting } from "./config.ts";
+import type { RawAnswer } from "./consul-answer.ts";
 
 export const consulSettings = {
   consulAddr: {
@@ -142,4 +143,112 @@ export function createConsul(
     defaults: c.consulToken ? { token: c.consulToken } : undefined,
   });
   return { consul, endpoint };
+}
+
+/** Default for consulRequest's idleTimeoutMs: a body that sends nothing this long is a failure. */
+export const bodyIdleTimeoutMs = 2_000;
+/** Largest body read from Consul; more is a malformed answer, not a memory problem. */
+const maxBodyBytes = 64 * 1024 * 1024;
+
+export interface ConsulRequest {
+  method?: string;
+  /** e.g. /v1/catalog/services */
+  path: string;
+  query?: Record<string, string>;
+  /** JSON-encoded when given. */
+  body?: unknown;
+  signal?: AbortSignal;
+  /** Until the response headers arrive (a blocking read: its wait plus margin). */
+  headersTimeoutMs: number;
+  /** Longest silence inside the body once headers arrived; default bodyIdleTimeoutMs. */
+  idleTimeoutMs?: number;
+}
+
+/** One HTTP client for Consul, for consulRequest: endpoint, agent (TLS, keep-alive) and token. */
+export interface ConsulHttp {
+  endpoint: ConsulEndpoint;
+  agent: http.Agent;
+  token: string;
+  destroy(): void;
+}
+
+export function createConsulHttp(c: ConsulConnection, options: ConsulAgentOptions = {}): ConsulHttp {
+  const endpoint = parseConsulAddr(c.consulAddr, c.consulSsl);
+  const agent = consulAgent(c, endpoint.secure, options);
+  return { endpoint, agent, token: c.consulToken, destroy: () => agent.destroy() };
+}
+
+/**
+ * One request to Consul, read to the end. Rejects (never with the token in the message) when the
+ * connection fails, the headers do not arrive within headersTimeoutMs, the body stalls for
+ * idleTimeoutMs, or `signal` aborts; any HTTP status resolves: classify it with classifyAnswer.
+ */
+export function consulRequest(client: ConsulHttp, r: ConsulRequest): Promise<RawAnswer> {
+  const { endpoint } = client;
+  const url = new URL(r.path, endpoint.url);
+  for (const [k, v] of Object.entries(r.query ?? {})) url.searchParams.set(k, v);
+  const payload = r.body === undefined ? undefined : JSON.stringify(r.body);
+  const idleMs = r.idleTimeoutMs ?? bodyIdleTimeoutMs;
+  const what = `${r.method ?? "GET"} ${url.pathname}`;
+  return new Promise<RawAnswer>((resolve, reject) => {
+    r.signal?.throwIfAborted();
+    const lib = endpoint.secure ? https : http;
+    let timer: NodeJS.Timeout | undefined;
+    const arm = (ms: number, message: string) => {
+      clearTimeout(timer);
+      timer = setTimeout(() => req.destroy(new Error(`${what}: ${message}`)), ms);
+    };
+    const done = () => {
+      clearTimeout(timer);
+      r.signal?.removeEventListener("abort", onAbort);
+    };
+    const onAbort = () => req.destroy(new Error(`${what}: cancelled`, { cause: r.signal?.reason }));
+    const req = lib.request(
+      url,
+      {
+        method: r.method ?? "GET",
+        agent: client.agent,
+        headers: {
+          ...(client.token ? { "X-Consul-Token": client.token } : {}),
+          ...(payload !== undefined ? { "Content-Type": "application/json" } : {}),
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        arm(idleMs, `response body stalled: nothing for ${idleMs} ms`);
+        res.on("data", (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > maxBodyBytes)
+            return req.destroy(new Error(`${what}: body larger than ${maxBodyBytes} bytes`));
+          chunks.push(chunk);
+          arm(idleMs, `response body stalled: nothing for ${idleMs} ms`);
+        });
+        res.on("error", (err) => {
+          done();
+          reject(err);
+        });
+        res.on("aborted", () => {
+          done();
+          reject(new Error(`${what}: connection closed mid-body`));
+        });
+        res.on("end", () => {
+          done();
+          if (!res.complete) return reject(new Error(`${what}: connection closed mid-body`));
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString("utf8"),
+          });
+        });
+      },
+    );
+    arm(r.headersTimeoutMs, `no answer within ${r.headersTimeoutMs} ms`);
+    r.signal?.addEventListener("abort", onAbort, { once: true });
+    req.on("error", (err) => {
+      done();
+      reject(err.message.startsWith(what) ? err : new Error(`${what}: ${err.message}`, { cause: err }));
+    });
+    req.end(payload);
+  });
 }

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import http from "node:http";
 import { after, before, describe, it } from "node:test";
-import { createConsul } from "../../lib/consul-client.ts";
+import { createConsulHttp } from "../../lib/consul-client.ts";
 import { silentLogger } from "../../lib/log.ts";
 import { Reachability } from "../../lib/state-change.ts";
 import type { CatalogSnapshot } from "../../services/templater/src/core/catalog.ts";
@@ -60,7 +60,7 @@ describe("Consul catalog watcher", { timeout: 180_000 }, () => {
 
   before(async () => {
     consul = await startConsul(scope);
-    const { consul: client } = createConsul(
+    const client = createConsulHttp(
       {
         consulAddr: `${consul.host}:${consul.port}`,
         consulToken: "",

@@ -59,6 +59,42 @@ describe("health", () => {
     assert.equal(withWarning.view.services[0]!.instances.length, 1);
   });
 
+  it("an instance is routed only when its node's serfHealth passes, whatever --statuses allows", () => {
+    const serf = (node: string, status: string): ConsulCheck => ({
+      Node: node,
+      CheckID: "serfHealth",
+      Status: status,
+      ServiceID: "",
+    });
+    const two: CatalogSnapshot = {
+      nodes: [
+        { node: "n1", address: "10.9.9.1", services: [svc("a", "web", { Address: "10.0.0.1" })] },
+        { node: "n2", address: "10.9.9.2", services: [svc("b", "web", { Address: "10.0.0.2" })] },
+      ],
+      checks: [serf("n1", "passing"), serf("n2", "critical")],
+      observedAt: 0,
+    };
+    const everything: ViewOptions = { ...opts, statuses: ["passing", "warning", "critical"] };
+    for (const o of [opts, everything]) {
+      const b = buildView(two, o);
+      assert.deepEqual(
+        b.view.services[0]!.instances.map((i) => i.id),
+        ["a"],
+      );
+      // The status page still lists the failed node's instance, as critical.
+      assert.deepEqual(
+        b.catalog.services[0]!.instances.map((i) => [i.id, i.status]),
+        [
+          ["a", "passing"],
+          ["b", "critical"],
+        ],
+      );
+    }
+    // Back to passing: routed again.
+    const back = buildView({ ...two, checks: [serf("n1", "passing"), serf("n2", "passing")] }, opts);
+    assert.equal(back.view.services[0]!.instances.length, 2);
+  });
+
   it("a failing node check takes every instance of that node out", () => {
     const b = buildView(snap([svc("a", "web"), svc("b", "web")], [check("", "critical")]), opts);
     assert.equal(b.view.services[0]!.instances.length, 0);

@@ -6,11 +6,11 @@ import { readFile } from "node:fs/promises";
 import os from "node:os";
 import { sleep } from "../../../lib/backoff.ts";
 import { loadSettingsOrExit } from "../../../lib/config.ts";
-import { createConsul } from "../../../lib/consul-client.ts";
+import { ConsulTrust } from "../../../lib/consul-answer.ts";
+import { createConsulHttp } from "../../../lib/consul-client.ts";
 import { createLogger, type Logger } from "../../../lib/log.ts";
 import { json, startOpsServer, type OpsServer } from "../../../lib/ops-server.ts";
 import { onShutdown } from "../../../lib/shutdown.ts";
-import { Reachability } from "../../../lib/state-change.ts";
 import { ConfigStore } from "./apply/config-store.ts";
 import {
   commandReloader,
@@ -130,11 +130,17 @@ async function main(): Promise<void> {
     process.exit(1);
   }
 
-  const { consul, endpoint } = createConsul(settings, { maxSockets: maxConsulSockets });
+  const consul = createConsulHttp(settings, { maxSockets: maxConsulSockets });
+  const { endpoint } = consul;
   cleanups.push(() => consul.destroy());
-  const reach = new Reachability("consul", log.child({ component: "consul", addr: endpoint.url }), (up) =>
-    metrics.consulUp.set(up ? 1 : 0),
-  );
+  const reach = new ConsulTrust(log.child({ component: "consul", addr: endpoint.url }), {
+    onChange: (state) => {
+      metrics.consulUp.set(state.kind === "ok" ? 1 : 0);
+      for (const kind of ["denied", "malformed", "unreachable"] as const)
+        metrics.consulProblem.set({ kind }, state.kind === kind ? 1 : 0);
+    },
+    onProblem: (kind) => metrics.consulProblems.inc({ kind }),
+  });
   const watcher = new ConsulCatalogWatcher({
     api: consulCatalogApi(consul),
     waitMs: settings.consulWait,
@@ -143,9 +149,10 @@ async function main(): Promise<void> {
     retryMaxMs: settings.consulRetryMax,
     concurrency: nodeReadConcurrency,
     reach,
+    wanted: (tags) => tags.includes(settings.routeTag),
     log: log.child({ component: "consul" }),
     onSnapshot: (s) => manager.onSnapshot(s),
-    onRequest: (endpoint, ok) => metrics.consulRequests.inc({ endpoint, result: ok ? "ok" : "error" }),
+    onRequest: (endpoint, result) => metrics.consulRequests.inc({ endpoint, result }),
   });
   const controller = new AbortController();
   cleanups.push(() => controller.abort());
@@ -188,7 +195,7 @@ async function main(): Promise<void> {
       buildStatus({
         ...manager.state(),
         mode: settings.dry ? "dry" : settings.mode,
-        consul: { address: endpoint.url, up: reach.up },
+        consul: { address: endpoint.url, up: reach.up, ...reach.state },
         nginx: { running: supervisor ? supervisor.running : null },
         hostDomain: settings.hostDomain,
       });
@@ -205,6 +212,7 @@ async function main(): Promise<void> {
           ok: serving,
           generation: m.liveId,
           consul: reach.up,
+          consulState: reach.state,
           nginx: supervisor ? supervisor.running : undefined,
           templateErrors: m.templates.filter((t) => t.error).length,
           lastError: m.lastError,

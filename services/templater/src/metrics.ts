@@ -85,9 +85,21 @@ export function createMetrics(opts: MetricsOptions = {}) {
       help: "1 while Consul answers, 0 while it does not",
       registers: r,
     }),
+    consulProblem: new Gauge({
+      name: "templater_consul_problem",
+      help: "1 for the kind of problem Consul's answers have now (denied: ACLs refuse the token; malformed: an answer that cannot be trusted; unreachable), 0 for the others; all 0 while Consul answers well",
+      labelNames: ["kind"] as const,
+      registers: r,
+    }),
+    consulProblems: new Counter({
+      name: "templater_consul_problems_total",
+      help: "Consul answers not used, by kind: denied, malformed, unreachable (the last good view stays)",
+      labelNames: ["kind"] as const,
+      registers: r,
+    }),
     consulRequests: new Counter({
       name: "templater_consul_requests_total",
-      help: "Consul HTTP requests by endpoint and result",
+      help: "Consul HTTP requests by endpoint and result (ok, denied, malformed, unreachable)",
       labelNames: ["endpoint", "result"] as const,
       registers: r,
     }),

@@ -194,8 +194,8 @@ export const templaterSettings = {
   consulRetryMax: {
     flag: "consul-retry-max",
     env: "TEMPLATER_CONSUL_RETRY_MAX",
-    default: 10_000,
-    help: "longest pause between retries while Consul is unreachable (backoff starts at 250ms)",
+    default: 2_000,
+    help: "longest pause between retries while Consul is unreachable or its answers cannot be used (backoff starts at 250ms)",
     parse: parsers.duration({ minMs: 250, maxMs: 600_000 }),
   } satisfies Setting<number>,
   once: {
@@ -254,7 +254,7 @@ export const displayDefaults = {
   confirmTimeout: "10s",
   consulWait: "60s",
   consulMinInterval: "50ms",
-  consulRetryMax: "10s",
+  consulRetryMax: "2s",
   onceTimeout: "30s",
 };
 

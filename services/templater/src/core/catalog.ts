@@ -33,6 +33,8 @@ export interface CatalogSnapshot {
   checks: ConsulCheck[];
   /** ms since the epoch at which the watcher first saw the change this snapshot carries. */
   observedAt: number;
+  /** When Consul's index last went backwards (restarted or replaced, maybe empty); ms since the epoch. */
+  indexResetAt?: number;
 }
 
 export type HealthStatus = "passing" | "warning" | "critical";

@@ -17,9 +17,18 @@ export interface ManagerState {
   lastError: { at: string; stage: string; message: string } | null;
 }
 
+/** Consul as the templater sees it: `kind` ok, or why its answers are not used (lib/consul-answer.ts). */
+export interface ConsulStatus {
+  address: string;
+  up: boolean;
+  kind?: string;
+  message?: string | null;
+  since?: string;
+}
+
 export interface StatusInput extends ManagerState {
   mode: string;
-  consul: { address: string; up: boolean };
+  consul: ConsulStatus;
   nginx: { running: boolean | null };
   hostDomain: string;
 }
@@ -41,7 +50,7 @@ export interface ServiceStatus {
 
 export interface Status {
   mode: string;
-  consul: { address: string; up: boolean };
+  consul: ConsulStatus;
   nginx: { running: boolean | null; generation: string | null; since: string | null };
   services: ServiceStatus[];
   dropped: readonly Reject[];
@@ -86,6 +95,22 @@ const esc = (s: unknown) =>
     (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!,
   );
 
+const consulWords: Record<string, string> = {
+  denied: "permission denied",
+  malformed: "answers that cannot be trusted",
+  unreachable: "unreachable",
+  unknown: "not answered yet",
+};
+
+function consulHtml(c: ConsulStatus): string {
+  if (c.up) return "reachable";
+  const kind = c.kind ?? "unreachable";
+  const words = consulWords[kind] ?? kind;
+  const since = c.since ? ` since ${esc(c.since)}` : "";
+  const why = c.message ? `: <code>${esc(c.message)}</code>` : "";
+  return `<b>${esc(words)}</b>${since}${why} (the last good config stays)`;
+}
+
 export function renderStatusHtml(s: Status): string {
   const rows = s.services
     .map((svc) => {
@@ -128,7 +153,7 @@ export function renderStatusHtml(s: Status): string {
 <style>body{font:14px system-ui,sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}.passing{color:#070}.warning{color:#a60}.critical{color:#b00}</style>
 </head><body>
 <h1>dockside edge</h1>
-<p>mode ${esc(s.mode)} · Consul ${esc(s.consul.address)} ${s.consul.up ? "reachable" : "<b>unreachable</b>"} ·
+<p>mode ${esc(s.mode)} · Consul ${esc(s.consul.address)} ${consulHtml(s.consul)} ·
 nginx ${s.nginx.running === null ? "" : s.nginx.running ? "running" : "<b>not running</b>"} generation <code>${esc(s.nginx.generation ?? "none")}</code> since ${esc(s.nginx.since ?? "-")} ·
 <a href="status">JSON</a> · <a href="metrics">metrics</a></p>
 ${lastError}

@@ -59,6 +59,9 @@ export interface BuiltView {
   rejects: Reject[];
 }
 
+/** The node-level check every Consul agent carries: gossip says the node is alive. */
+export const serfHealthCheck = "serfHealth";
+
 const byText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 function sanitiseTags(
@@ -112,8 +115,12 @@ export function buildView(snapshot: CatalogSnapshot, options: ViewOptions): Buil
 
   // Check statuses by node, then by service ID ("" = node-level checks).
   const checks = new Map<string, Map<string, string[]>>();
+  // Nodes whose agent Consul's gossip reports failed (`serfHealth` not passing): their instances
+  // are never routed, whatever --statuses allows, and before anyone deregisters them.
+  const nodesDown = new Set<string>();
   for (const c of snapshot.checks) {
     if (!c || typeof c.Node !== "string") continue;
+    if (c.CheckID === serfHealthCheck && c.ServiceID === "" && c.Status !== "passing") nodesDown.add(c.Node);
     const byService = checks.get(c.Node) ?? new Map<string, string[]>();
     checks.set(c.Node, byService);
     const sid = typeof c.ServiceID === "string" ? c.ServiceID : "";
@@ -179,7 +186,7 @@ export function buildView(snapshot: CatalogSnapshot, options: ViewOptions): Buil
   for (const name of options.retain ?? []) if (!services.has(name)) services.set(name, []);
   for (const name of [...services.keys()].sort(byText)) {
     const all = services.get(name)!.sort((a, b) => byText(a.id, b.id) || byText(a.node, b.node));
-    const routed = all.filter((i) => options.statuses.includes(i.status));
+    const routed = all.filter((i) => options.statuses.includes(i.status) && !nodesDown.has(i.node));
     // Service-level tags and meta come from the instances each list holds: an instance that is
     // not routed (registered critical, say) must not change what templates see.
     const summary = (list: InstanceView[]) => ({

@@ -1,9 +1,12 @@
-// The four Consul reads the watcher needs, over the `consul` client (token, TLS and agent come
-// from lib/consul-client.ts). Each read can be cancelled and reports X-Consul-Index.
+// The Consul reads the watcher needs, over lib/consul-client.ts (token, TLS, keep-alive agent,
+// body idle timeout). Every answer is classified by lib/consul-answer.ts and shape-checked here
+// before the watcher sees it: what is not "ok" is thrown as a ConsulAnswerError (denied,
+// malformed or unreachable) and changes nothing. Each read can be cancelled and reports
+// X-Consul-Index.
 
-import { EventEmitter } from "node:events";
-import type { IncomingMessage } from "node:http";
-import type Consul from "consul";
+import { z } from "zod";
+import { classifyAnswer, trustedValue, type ConsulAnswer } from "../../../../lib/consul-answer.ts";
+import { consulRequest, type ConsulHttp } from "../../../../lib/consul-client.ts";
 import { blockingTimeoutMs } from "../core/blocking-index.ts";
 import type { ConsulCheck, ConsulService } from "../core/catalog.ts";
 
@@ -18,8 +21,15 @@ export interface BlockingRead {
   waitMs: number;
 }
 
+/** One instance as `/v1/catalog/service/<name>` returns it, with its node. */
+export interface ServiceInstance {
+  node: string;
+  nodeAddress: string;
+  service: ConsulService;
+}
+
 export interface CatalogApi {
-  /** `/v1/catalog/services`: its index moves on every service (de)registration or change. */
+  /** `/v1/catalog/services`: name → tags; its index moves on every (de)registration or change. */
   services(read: BlockingRead, signal: AbortSignal): Promise<Answer<Record<string, string[]>>>;
   /** `/v1/health/state/any`: every check of the datacenter; its index moves on any status change. */
   checks(read: BlockingRead, signal: AbortSignal): Promise<Answer<ConsulCheck[]>>;
@@ -27,9 +37,15 @@ export interface CatalogApi {
   nodes(signal: AbortSignal): Promise<{ Node: string; Address: string }[]>;
   /** `/v1/catalog/node/<node>`: the node's services; null when the node is gone. */
   nodeServices(node: string, signal: AbortSignal): Promise<ConsulService[] | null>;
+  /**
+   * `/v1/catalog/service/<name>`: one service's instances. Consul 1.8 filters the per-node read
+   * by instance ID under ACLs, so a token allowed `service "web"` sees nothing there; this read
+   * honours service-name rules.
+   */
+  serviceInstances(name: string, signal: AbortSignal): Promise<ServiceInstance[]>;
 }
 
-/** Node reads in flight at once while the catalog is read again. */
+/** Node (or service) reads in flight at once while the catalog is read again. */
 export const nodeReadConcurrency = 4;
 /**
  * Connections the templater may hold to Consul: the two long polls and the node reads.
@@ -37,63 +53,89 @@ export const nodeReadConcurrency = 4;
  */
 export const maxConsulSockets = 2 + nodeReadConcurrency;
 
-type Call = (options: Record<string, unknown>) => Promise<unknown>;
+/** A plain (non-blocking) read that has not answered by then is a failure. */
+const plainTimeoutMs = 5_000;
 
-const plainTimeoutMs = 10_000;
+// The shapes the templater relies on (Consul 1.8+). Extra fields are ignored; a missing or
+// mistyped field the templater uses makes the whole answer malformed.
+const tags = z.array(z.string()).nullable();
+const meta = z.record(z.string(), z.string()).nullable();
+const servicesShape = z.record(z.string(), tags);
+const checksShape = z.array(
+  z.object({ Node: z.string(), CheckID: z.string(), Status: z.string(), ServiceID: z.string() }),
+);
+const nodesShape = z.array(z.object({ Node: z.string(), Address: z.string() }));
+const serviceShape = z.object({
+  ID: z.string(),
+  Service: z.string(),
+  Tags: tags,
+  Address: z.string(),
+  Port: z.number(),
+  Meta: meta.optional(),
+});
+const nodeServicesShape = z.object({ Services: z.record(z.string(), serviceShape).nullable() }).nullable();
+const serviceInstancesShape = z.array(
+  z.object({
+    Node: z.string(),
+    Address: z.string(),
+    ServiceID: z.string(),
+    ServiceName: z.string(),
+    ServiceTags: tags,
+    ServiceAddress: z.string(),
+    ServicePort: z.number(),
+    ServiceMeta: meta.optional(),
+  }),
+);
 
-async function call<T>(
-  fn: Call,
-  options: Record<string, unknown>,
-  signal: AbortSignal,
-  timeoutMs: number,
-): Promise<Answer<T>> {
-  signal.throwIfAborted();
-  // The client cancels a request when its ctx emits "cancel", and returns [response, body] when
-  // ctx.includeResponse is set; that is how we get X-Consul-Index.
-  const ctx = Object.assign(new EventEmitter(), { includeResponse: true });
-  const cancel = () => ctx.emit("cancel");
-  signal.addEventListener("abort", cancel, { once: true });
-  try {
-    const [res, body] = (await fn({ ...options, ctx, timeout: timeoutMs })) as [IncomingMessage, T];
-    return { index: Number(res.headers["x-consul-index"]), body };
-  } finally {
-    signal.removeEventListener("abort", cancel);
-  }
-}
-
-function blocking(read: BlockingRead): { options: Record<string, unknown>; timeoutMs: number } {
-  if (read.index <= 0) return { options: {}, timeoutMs: plainTimeoutMs };
+function blocking(read: BlockingRead): { query: Record<string, string>; headersTimeoutMs: number } {
+  if (read.index <= 0) return { query: {}, headersTimeoutMs: plainTimeoutMs };
   return {
-    options: { index: String(read.index), wait: `${read.waitMs}ms` },
-    timeoutMs: blockingTimeoutMs(read.waitMs),
+    query: { index: String(read.index), wait: `${read.waitMs}ms` },
+    headersTimeoutMs: blockingTimeoutMs(read.waitMs),
   };
 }
 
-export function consulCatalogApi(consul: Consul): CatalogApi {
-  const services = consul.catalog.service.list.bind(consul.catalog.service) as unknown as Call;
-  const state = consul.health.state.bind(consul.health) as unknown as Call;
-  const nodes = consul.catalog.node.list.bind(consul.catalog.node) as unknown as Call;
-  const nodeServices = consul.catalog.node.services.bind(consul.catalog.node) as unknown as Call;
+export function consulCatalogApi(client: ConsulHttp): CatalogApi {
+  const get = async <T>(
+    path: string,
+    schema: z.ZodType<T>,
+    signal: AbortSignal,
+    b: { query: Record<string, string>; headersTimeoutMs: number } = blocking({ index: 0, waitMs: 0 }),
+  ): Promise<Answer<T>> => {
+    const raw = await consulRequest(client, { path, signal, ...b }).catch((err: Error) => err);
+    signal.throwIfAborted();
+    const answer: ConsulAnswer<T> = classifyAnswer(raw, schema);
+    const body = trustedValue(answer);
+    return { index: answer.kind === "ok" ? answer.index : NaN, body };
+  };
+  const seg = encodeURIComponent;
   return {
-    services: (read, signal) => {
-      const b = blocking(read);
-      return call(services, b.options, signal, b.timeoutMs);
+    services: async (read, signal) => {
+      const a = await get("/v1/catalog/services", servicesShape, signal, blocking(read));
+      return {
+        index: a.index,
+        body: Object.fromEntries(Object.entries(a.body).map(([k, v]) => [k, v ?? []])),
+      };
     },
-    checks: (read, signal) => {
-      const b = blocking(read);
-      return call(state, { state: "any", ...b.options }, signal, b.timeoutMs);
-    },
-    nodes: async (signal) =>
-      (await call<{ Node: string; Address: string }[]>(nodes, {}, signal, plainTimeoutMs)).body,
+    checks: (read, signal) => get("/v1/health/state/any", checksShape, signal, blocking(read)),
+    nodes: async (signal) => (await get("/v1/catalog/nodes", nodesShape, signal)).body,
     nodeServices: async (node, signal) => {
-      const r = await call<{ Services?: Record<string, ConsulService> | null } | null>(
-        nodeServices,
-        { node },
-        signal,
-        plainTimeoutMs,
-      );
+      const r = await get(`/v1/catalog/node/${seg(node)}`, nodeServicesShape, signal);
       if (!r.body) return null;
-      return Object.values(r.body.Services ?? {});
+      return Object.values(r.body.Services ?? {}).map((s) => ({ ...s, Meta: s.Meta ?? null }));
     },
+    serviceInstances: async (name, signal) =>
+      (await get(`/v1/catalog/service/${seg(name)}`, serviceInstancesShape, signal)).body.map((i) => ({
+        node: i.Node,
+        nodeAddress: i.Address,
+        service: {
+          ID: i.ServiceID,
+          Service: i.ServiceName,
+          Tags: i.ServiceTags,
+          Address: i.ServiceAddress,
+          Port: i.ServicePort,
+          Meta: i.ServiceMeta ?? null,
+        },
+      })),
   };
 }

@@ -8,9 +8,9 @@
 import { Backoff, sleep } from "../../../../lib/backoff.ts";
 import { mapLimit } from "../../../../lib/concurrency.ts";
 import type { Logger } from "../../../../lib/log.ts";
-import type { Reachability } from "../../../../lib/state-change.ts";
+import { ConsulAnswerError, problemOf } from "../../../../lib/consul-answer.ts";
 import { floorDelay, stepIndex } from "../core/blocking-index.ts";
-import type { CatalogNode, CatalogSnapshot, ConsulCheck } from "../core/catalog.ts";
+import type { CatalogNode, CatalogSnapshot, ConsulCheck, ConsulService } from "../core/catalog.ts";
 import type { Answer, BlockingRead, CatalogApi } from "./consul-api.ts";
 
 export interface WatcherOptions {
@@ -23,11 +23,14 @@ export interface WatcherOptions {
   retryMaxMs: number;
   /** Node reads in flight at once. */
   concurrency: number;
-  reach: Reachability;
+  /** Told about every success and failure (lib/consul-answer.ts's ConsulTrust, or a Reachability). */
+  reach: { ok(): void; failed(err: unknown, retryInMs?: number): void };
+  /** Services (by their catalog tags) whose instances the snapshot needs; default: all. */
+  wanted?: (tags: readonly string[]) => boolean;
   log: Logger;
   onSnapshot: (snapshot: CatalogSnapshot) => void;
-  /** Called after every request, for metrics. */
-  onRequest?: (endpoint: string, ok: boolean) => void;
+  /** Called after every request, for metrics: result is "ok" or the problem (denied, malformed, unreachable). */
+  onRequest?: (endpoint: string, result: string) => void;
   now?: () => number;
 }
 
@@ -38,14 +41,19 @@ export class ConsulCatalogWatcher {
   #catalogSeen = false;
   #catalogDirty = true;
   #nodes: CatalogNode[] = [];
+  /** The last `/v1/catalog/services` answer: name → tags. */
+  #listed: Record<string, string[]> = {};
   #checks: ConsulCheck[] = [];
   #checksIndex = 0;
   #pendingSince: number | undefined;
+  /** When an index last went backwards (a restarted or replaced Consul); undefined: never. */
+  #indexResetAt: number | undefined;
   #refreshing = false;
   #again = false;
   readonly #refreshBackoff: Backoff;
   /** Counts failures; a success only says "Consul is back" if no request failed since it started. */
   #failureSeq = 0;
+  #catalogFailing = false;
 
   constructor(options: WatcherOptions) {
     this.#o = options;
@@ -60,7 +68,10 @@ export class ConsulCatalogWatcher {
       this.#loop(
         "catalog/services",
         (r, s) => this.#o.api.services(r, s),
-        (_body, _index, reset) => {
+        (body, _index, reset) => {
+          // Consul always lists its own "consul" service: an empty list is ACLs hiding everything.
+          if (Object.keys(body).length === 0) throw aclEmpty('no service at all, not even its own "consul"');
+          this.#listed = body;
           if (reset) this.#checksIndex = 0;
           this.#catalogSeen = true;
           this.#catalogDirty = true;
@@ -82,7 +93,8 @@ export class ConsulCatalogWatcher {
   }
 
   #succeeded(seqAtStart: number): void {
-    if (seqAtStart === this.#failureSeq) this.#o.reach.ok();
+    // While the catalog read keeps failing, a long poll's success does not make Consul "ok".
+    if (seqAtStart === this.#failureSeq && !this.#catalogFailing) this.#o.reach.ok();
   }
 
   #failed(err: unknown, retryInMs: number): void {
@@ -115,20 +127,23 @@ export class ConsulCatalogWatcher {
       const seq = this.#failureSeq;
       try {
         const answer = await read({ index: fresh ? 0 : index, waitMs }, signal);
+        const step = stepIndex(index, answer.index);
+        // After an error the answer goes on even if the index did not move: what failed may
+        // have been what the last change needed (and a suspect answer must be judged again).
+        if (step.changed || fresh) {
+          this.#pendingSince ??= this.#now();
+          if (step.reset) this.#indexResetAt = this.#now();
+          onChange(answer.body, answer.index, step.reset); // throws on an answer it cannot trust
+        }
+        if (step.reset) log.info("Consul index went backwards; reading everything again", { endpoint });
         fresh = false;
-        this.#o.onRequest?.(endpoint, true);
+        index = step.next;
+        this.#o.onRequest?.(endpoint, "ok");
         this.#succeeded(seq);
         backoff.reset();
-        const step = stepIndex(index, answer.index);
-        if (step.reset) log.info("Consul index went backwards; reading everything again", { endpoint });
-        index = step.next;
-        if (step.changed) {
-          this.#pendingSince ??= this.#now();
-          onChange(answer.body, answer.index, step.reset);
-        }
       } catch (err) {
         if (signal.aborted) return;
-        this.#o.onRequest?.(endpoint, false);
+        this.#o.onRequest?.(endpoint, problemOf(err).kind);
         const delay = backoff.next();
         fresh = true;
         this.#failed(err, delay);
@@ -165,6 +180,7 @@ export class ConsulCatalogWatcher {
           } catch (err) {
             if (signal.aborted) return;
             this.#catalogDirty = true;
+            this.#catalogFailing = true;
             this.#pendingSince ??= since;
             const delay = this.#refreshBackoff.next();
             this.#failed(err, delay);
@@ -174,7 +190,12 @@ export class ConsulCatalogWatcher {
             continue;
           }
         }
-        this.#o.onSnapshot({ nodes: this.#nodes, checks: this.#checks, observedAt: since });
+        this.#o.onSnapshot({
+          nodes: this.#nodes,
+          checks: this.#checks,
+          observedAt: since,
+          indexResetAt: this.#indexResetAt,
+        });
       } while (this.#again && !signal.aborted);
     } finally {
       this.#refreshing = false;
@@ -187,27 +208,64 @@ export class ConsulCatalogWatcher {
     const track = async <T>(endpoint: string, p: Promise<T>): Promise<T> => {
       try {
         const v = await p;
-        this.#o.onRequest?.(endpoint, true);
+        this.#o.onRequest?.(endpoint, "ok");
         return v;
       } catch (err) {
-        this.#o.onRequest?.(endpoint, false);
+        this.#o.onRequest?.(endpoint, problemOf(err).kind);
         throw err;
       }
     };
     const nodes = await track("catalog/nodes", api.nodes(signal));
-    const read = await mapLimit(
-      (Array.isArray(nodes) ? nodes : []).filter((n) => typeof n?.Node === "string"),
-      concurrency,
-      async (n): Promise<CatalogNode> => ({
-        node: n.Node,
-        address: n.Address,
-        services: (await track("catalog/node", api.nodeServices(n.Node, signal))) ?? [],
-      }),
-    );
+    // Every Consul agent is a node of its catalog: an empty node list is ACLs hiding them.
+    if (nodes.length === 0) throw aclEmpty("no node at all");
+    const read = await mapLimit(nodes, concurrency, async (n): Promise<CatalogNode> => ({
+      node: n.Node,
+      address: n.Address,
+      services: (await track("catalog/node", api.nodeServices(n.Node, signal))) ?? [],
+    }));
+    // Consul 1.8 filters per-node reads by instance ID under ACLs (a `service "web"` rule shows
+    // nothing there): a listed service no node showed is read by name, which honours those rules.
+    const wanted = this.#o.wanted ?? (() => true);
+    const seen = new Set(read.flatMap((n) => n.services.map((s) => s.Service)));
+    const missing = Object.entries(this.#listed)
+      .filter(([name, tags]) => !seen.has(name) && wanted(tags))
+      .map(([name]) => name);
+    if (missing.length > 0) {
+      const byNode = new Map(read.map((n) => [n.node, n]));
+      const found = await mapLimit(missing, concurrency, (name) =>
+        track("catalog/service", api.serviceInstances(name, signal)),
+      );
+      for (const i of found.flat()) {
+        const node = byNode.get(i.node) ?? {
+          node: i.node,
+          address: i.nodeAddress,
+          services: [] as ConsulService[],
+        };
+        byNode.set(i.node, node);
+        if (!node.services.some((s) => s.ID === i.service.ID)) node.services.push(i.service);
+      }
+      read.splice(0, read.length, ...byNode.values());
+      const instances = read.reduce((n, x) => n + x.services.filter((s) => wanted(s.Tags ?? [])).length, 0);
+      if (
+        instances === 0 &&
+        missing.length === Object.keys(this.#listed).filter((n) => wanted(this.#listed[n] ?? [])).length
+      ) {
+        throw aclEmpty(`${missing.length} routed service(s) but no instance of any`);
+      }
+    }
     // Checks read after the instances: an instance is never joined with checks older than itself.
     const checks = await track("health/state/any", api.checks({ index: 0, waitMs: 0 }, signal));
     this.#nodes = read.sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
     this.#acceptChecks(checks.body, checks.index);
+    this.#catalogFailing = false;
     this.#succeeded(seq);
   }
+}
+
+/** A well-formed answer only ACL filtering produces: as untrusted as a 403. */
+function aclEmpty(what: string): ConsulAnswerError {
+  return new ConsulAnswerError(
+    "denied",
+    `Consul shows ${what}: ACLs hide them from this token (the templater needs service_prefix "" { policy = "read" } and node_prefix "" { policy = "read" })`,
+  );
 }

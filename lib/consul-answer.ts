@@ -1,0 +1,190 @@
+// "An answer that cannot be trusted", decided in one place for every service.
+//
+// Nothing Consul sends may change state before it is classified here:
+//
+//   ok           2xx, and the body decoded to the shape the caller asked for (a zod schema)
+//   denied       401/403: ACLs refuse the token. `message` is what Consul said ("Permission
+//                denied", "ACL not found"). Also used by callers for answers that are well-formed
+//                but only possible when ACLs filter them (e.g. a catalog with no node at all).
+//   malformed    Consul (or something in front of it) answered, but not with what the endpoint
+//                promises: an empty body, an HTML page, truncated JSON, a field missing or of the
+//                wrong type, an unexpected status
+//   unreachable  no usable answer: connection refused or reset, a timeout, a body that stalled,
+//                a 5xx or 429 (Consul up but unable to serve, e.g. no leader)
+//
+// Use:
+//   const answer = classifyAnswer(await consulRequest(...).catch((e) => e), schema);
+//   if (answer.kind !== "ok") keepLastGoodAndReport(answer);   // or: const v = trustedValue(answer)
+//
+// `trustedValue` throws a ConsulAnswerError (kind, status, message; `cause` the underlying error)
+// for code that handles failures with try/catch. Messages are one line and never contain the token.
+// `ConsulTrust` remembers the current kind (for /health, status pages and metrics) and logs only
+// its changes.
+
+import type { ZodType } from "zod";
+import type { Logger } from "./log.ts";
+
+const errorText = (err: Error) => {
+  const code = (err as { code?: unknown }).code;
+  return code !== undefined && !err.message.includes(String(code)) ? `${err.message} (${code})` : err.message;
+};
+
+export type AnswerProblem = "denied" | "malformed" | "unreachable";
+export type AnswerKind = "ok" | AnswerProblem;
+
+/** A response as read off the wire (see consulRequest in consul-client.ts). */
+export interface RawAnswer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+export type ConsulAnswer<T> =
+  | { kind: "ok"; value: T; /** X-Consul-Index; NaN when absent. */ index: number }
+  | { kind: AnswerProblem; message: string; status?: number; cause?: unknown };
+
+export class ConsulAnswerError extends Error {
+  readonly kind: AnswerProblem;
+  readonly status: number | undefined;
+  constructor(kind: AnswerProblem, message: string, options: { status?: number; cause?: unknown } = {}) {
+    super(message, { cause: options.cause });
+    this.name = "ConsulAnswerError";
+    this.kind = kind;
+    this.status = options.status;
+  }
+}
+
+const oneLine = (s: string, max = 200) => {
+  const flat = s.replace(/\s+/g, " ").trim();
+  return flat.length > max ? `${flat.slice(0, max)}…` : flat;
+};
+
+/** Classifies what a request produced: a raw answer, or the error it failed with. */
+export function classifyAnswer<T>(raw: RawAnswer | Error, schema: ZodType<T>): ConsulAnswer<T> {
+  if (raw instanceof Error) {
+    if (raw instanceof ConsulAnswerError) return { kind: raw.kind, message: raw.message, cause: raw };
+    return { kind: "unreachable", message: errorText(raw), cause: raw };
+  }
+  const { status } = raw;
+  if (status === 401 || status === 403) {
+    return { kind: "denied", status, message: oneLine(raw.body) || `HTTP ${status}` };
+  }
+  if (status >= 500 || status === 429) {
+    return { kind: "unreachable", status, message: `HTTP ${status}: ${oneLine(raw.body) || "no body"}` };
+  }
+  if (status < 200 || status > 299) {
+    return { kind: "malformed", status, message: `unexpected HTTP ${status}: ${oneLine(raw.body, 80)}` };
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(raw.body);
+  } catch (err) {
+    const type = String(raw.headers["content-type"] ?? "no content-type");
+    const what = raw.body.trim() === "" ? "an empty body" : `not JSON (${type}): ${oneLine(raw.body, 40)}`;
+    return { kind: "malformed", status, message: `HTTP ${status} with ${what}`, cause: err };
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue?.path.length ? issue.path.join(".") : "the body";
+    return {
+      kind: "malformed",
+      status,
+      message: `HTTP ${status} with an unexpected shape: ${where}: ${issue?.message ?? "invalid"}`,
+      cause: parsed.error,
+    };
+  }
+  const header = raw.headers["x-consul-index"];
+  return { kind: "ok", value: parsed.data, index: typeof header === "string" ? Number(header) : NaN };
+}
+
+/** The value of an ok answer; anything else throws a ConsulAnswerError. */
+export function trustedValue<T>(answer: ConsulAnswer<T>): T {
+  if (answer.kind === "ok") return answer.value;
+  throw new ConsulAnswerError(answer.kind, answer.message, { status: answer.status, cause: answer.cause });
+}
+
+/** The kind of any error: a ConsulAnswerError's own, "unreachable" for everything else. */
+export function problemOf(err: unknown): { kind: AnswerProblem; message: string } {
+  if (err instanceof ConsulAnswerError) return { kind: err.kind, message: err.message };
+  return { kind: "unreachable", message: err instanceof Error ? errorText(err) : String(err) };
+}
+
+/** Where a service stands with Consul now: ok, or the last problem and since when. */
+export interface TrustState {
+  kind: AnswerKind | "unknown";
+  /** What went wrong (Consul's words for "denied"); null when ok. */
+  message: string | null;
+  since: string;
+}
+
+const problemLines: Record<AnswerProblem, string> = {
+  denied: "consul permission denied; keeping the last good state, retrying",
+  malformed: "consul answer cannot be trusted; keeping the last good state, retrying",
+  unreachable: "consul unreachable; retrying until it answers",
+};
+
+/**
+ * Tracks ok / denied / malformed / unreachable and logs only changes (kind or message), so an
+ * outage of an hour logs two lines. Drop-in for lib/state-change.ts's Reachability (ok, failed, up).
+ */
+export class ConsulTrust {
+  #state: TrustState = { kind: "unknown", message: null, since: new Date().toISOString() };
+  readonly #log: Logger;
+  readonly #onChange: ((state: TrustState) => void) | undefined;
+  readonly #onProblem: ((kind: AnswerProblem) => void) | undefined;
+
+  constructor(
+    log: Logger,
+    hooks: { onChange?: (state: TrustState) => void; onProblem?: (kind: AnswerProblem) => void } = {},
+  ) {
+    this.#log = log;
+    this.#onChange = hooks.onChange;
+    this.#onProblem = hooks.onProblem;
+  }
+
+  get state(): TrustState {
+    return this.#state;
+  }
+
+  /** Consul answered well-formed data: reachable, readable. */
+  get up(): boolean {
+    return this.#state.kind === "ok";
+  }
+
+  /** Has Consul ever answered with data that could be used? */
+  get everOk(): boolean {
+    return this.#everOk;
+  }
+  #everOk = false;
+
+  ok(): void {
+    this.#everOk = true;
+    if (this.#state.kind === "ok") return;
+    const was = this.#state;
+    this.#set({ kind: "ok", message: null, since: new Date().toISOString() });
+    this.#log.info(
+      "consul answering",
+      was.kind === "unknown" ? undefined : { after: was.kind, downMs: Date.now() - Date.parse(was.since) },
+    );
+  }
+
+  failed(err: unknown, retryInMs?: number): void {
+    const p = problemOf(err);
+    this.#onProblem?.(p.kind);
+    if (this.#state.kind === p.kind) {
+      // One line per kind while unreachable (the errno may vary); per message otherwise.
+      if (p.kind === "unreachable") this.#state = { ...this.#state, message: p.message };
+      if (p.kind === "unreachable" || this.#state.message === p.message) return;
+    }
+    this.#set({ kind: p.kind, message: p.message, since: new Date().toISOString() });
+    const fields = { problem: p.kind, reason: p.message, retryInMs };
+    if (p.kind === "unreachable") this.#log.warn(problemLines[p.kind], fields);
+    else this.#log.error(problemLines[p.kind], fields);
+  }
+
+  #set(s: TrustState): void {
+    this.#state = s;
+    this.#onChange?.(s);
+  }
+}
