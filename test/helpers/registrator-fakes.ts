@@ -87,6 +87,13 @@ export class FakeDocker implements DockerSource {
       .map((c) => c.id);
   }
 
+  async listNames(filter: readonly LabelSelector[]): Promise<Map<string, string>> {
+    if (this.failing) throw this.failing;
+    return new Map(
+      [...this.containers.values()].filter((c) => matchesFilter(c.labels, filter)).map((c) => [c.name, c.id]),
+    );
+  }
+
   async inspect(id: string): Promise<ContainerFacts | null> {
     this.inspectCalls++;
     if (this.failing) throw this.failing;

@@ -15,6 +15,7 @@ export interface Metrics {
   dockerUp: Gauge;
   instances: Gauge;
   readyProbes: Counter<"result">;
+  restores: Counter;
 }
 
 export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics {
@@ -82,6 +83,11 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
       name: "registrator_ready_probes_total",
       help: "Readiness probe rounds that ended, by result (ready, gave_up)",
       labelNames: ["result"],
+      registers,
+    }),
+    restores: new Counter({
+      name: "registrator_registry_loss_checks_total",
+      help: "Full syncs started at once because the Consul agent looked like it lost registrations (restarted empty, index backwards, an instance missing)",
       registers,
     }),
   };

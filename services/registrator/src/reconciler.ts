@@ -7,13 +7,18 @@
 // - Work is serialised per container. A full sync's plan for a container is
 //   dropped when an event-driven sync of that container started after the full
 //   sync took its snapshot: the event saw fresher facts.
+//
+// State lives in three places: state/containers.ts (one record per container),
+// state/ledger.ts (what this registrator holds in Consul) and state/scheduler.ts
+// (when the next full sync runs). This class wires events and syncs to them.
 
 import { Backoff, sleep } from "../../../lib/backoff.ts";
 import { Semaphore } from "../../../lib/concurrency.ts";
 import { hostPort } from "../../../lib/host-port.ts";
 import { describeError, type Logger } from "../../../lib/log.ts";
 import { Reachability } from "../../../lib/state-change.ts";
-import { classifyEvent, signalNumber, type DockerEvent } from "./core/events.ts";
+import { classifyEvent, type DockerEvent } from "./core/events.ts";
+import { nextIndex, registryLoss } from "./core/loss.ts";
 import { containerInstances, type Mapping } from "./core/instances.ts";
 import { afterRegistration, planChanges, resolveClaims, type Op, type Rejected } from "./core/plan.ts";
 import {
@@ -29,6 +34,9 @@ import type { DockerSource } from "./docker/source.ts";
 import { KeyedQueue } from "./keyed-queue.ts";
 import type { Metrics } from "./metrics.ts";
 import { ReadyProber, type ProbeTarget } from "./ready-probe.ts";
+import { ContainerTable } from "./state/containers.ts";
+import { Ledger } from "./state/ledger.ts";
+import { SyncScheduler } from "./state/scheduler.ts";
 
 export interface ReconcilerOptions {
   docker: DockerSource;
@@ -41,17 +49,18 @@ export interface ReconcilerOptions {
   /** Containers reconciled at once. */
   concurrency?: number;
   ready: { intervalMs: number; timeoutMs: number; concurrency: number };
+  /**
+   * The watch on this node's services that finds a registry loss (a Consul agent
+   * restarted empty): how long one blocking read waits, and the most it waits
+   * between attempts while the agent does not answer.
+   */
+  lossWatch?: { waitMs: number; retryMaxMs: number };
   log: Logger;
   metrics: Metrics;
 }
 
-/** A running container the registrator has seen. */
-interface Known {
-  name: string;
-  created: string;
-  startedAt: string;
-  stopSignal: number | undefined;
-}
+/** A registration younger than this may not be in the catalog yet: its absence is no loss. */
+const catalogLagMs = 1000;
 
 /** An error from a dependency, tagged so the right reachability is updated. */
 class DependencyError extends Error {
@@ -71,9 +80,10 @@ export interface HealthState {
 }
 
 export class Reconciler {
-  readonly #o: Required<Omit<ReconcilerOptions, "retryInitialMs" | "concurrency">> & {
+  readonly #o: Required<Omit<ReconcilerOptions, "retryInitialMs" | "concurrency" | "lossWatch">> & {
     retryInitialMs: number;
     concurrency: number;
+    lossWatch: { waitMs: number; retryMaxMs: number };
   };
   readonly #log: Logger;
   readonly #m: Metrics;
@@ -82,29 +92,11 @@ export class Reconciler {
   readonly #prober: ReadyProber;
   readonly #consulReach: Reachability;
   readonly #dockerReach: Reachability;
-  readonly #backoff: Backoff;
   readonly #stopped = new AbortController();
+  readonly #containers = new ContainerTable();
+  readonly #ledger = new Ledger();
+  readonly #scheduler: SyncScheduler;
 
-  /** What this registrator holds in Consul, as far as it knows (refreshed by every full sync). */
-  readonly #registered = new Map<string, Registration>();
-  #foreign = new Set<string>();
-  readonly #known = new Map<string, Known>();
-  /** Containers asked to stop → the run (StartedAt) that is draining; "" when not known. */
-  readonly #draining = new Map<string, string>();
-  /** Containers that died or were removed, until their sync has run. */
-  readonly #gone = new Set<string>();
-  /** Container → the run and the instances whose readiness probe answered 2xx. */
-  readonly #ready = new Map<string, { startedAt: string; ids: Set<string> }>();
-  /** Check ID → when its status was last sent (TTL heartbeat). */
-  readonly #statusSentAt = new Map<string, number>();
-  /** Container → problem messages already logged for it. */
-  readonly #logged = new Map<string, Set<string>>();
-  /** Container → sequence number of the last event-driven sync that started. */
-  readonly #touched = new Map<string, number>();
-  #seq = 0;
-
-  #nextFullAt = 0;
-  #wake: (() => void) | undefined;
   #lastFullSync: Date | null = null;
   #loops: Promise<void>[] = [];
   /** The event stream is open (or failed once): the first full sync may start. */
@@ -116,12 +108,21 @@ export class Reconciler {
   #isSynced = false;
 
   constructor(options: ReconcilerOptions) {
-    this.#o = { retryInitialMs: 250, concurrency: 16, ...options };
+    this.#o = {
+      retryInitialMs: 250,
+      concurrency: 16,
+      ...options,
+      lossWatch: { waitMs: 60_000, retryMaxMs: 1000, ...options.lossWatch },
+    };
     this.#log = options.log;
     this.#m = options.metrics;
     this.#queue = new KeyedQueue(this.#o.concurrency);
     this.#inspectLimit = new Semaphore(this.#o.concurrency);
-    this.#backoff = new Backoff({ initialMs: this.#o.retryInitialMs, maxMs: this.#o.retryMaxMs });
+    this.#scheduler = new SyncScheduler({
+      periodMs: this.#o.resyncMs,
+      retryInitialMs: this.#o.retryInitialMs,
+      retryMaxMs: this.#o.retryMaxMs,
+    });
     this.#consulReach = new Reachability("consul", this.#log, (up) => this.#m.consulUp.set(up ? 1 : 0));
     this.#dockerReach = new Reachability("docker", this.#log, (up) => this.#m.dockerUp.set(up ? 1 : 0));
     this.#prober = new ReadyProber({
@@ -147,26 +148,25 @@ export class Reconciler {
       docker: this.#dockerReach.up,
       synced: this.#isSynced,
       lastFullSync: this.#lastFullSync?.toISOString() ?? null,
-      instances: this.#registered.size,
+      instances: this.#ledger.size,
     };
   }
 
   start(): void {
-    this.#loops = [this.#eventLoop(), this.#syncLoop()];
+    this.#loops = [this.#eventLoop(), this.#syncLoop(), this.#lossLoop()];
   }
 
   /** Stops watching and syncing. Deregisters nothing: a restart must not cause an outage. */
   async stop(): Promise<void> {
     this.#stopped.abort();
     this.#prober.stop();
-    this.#wake?.();
+    this.#scheduler.wake();
     await Promise.race([Promise.allSettled(this.#loops), sleep(2000)]);
   }
 
   /** Asks for a full sync after `delayMs` (sooner if one is already due). */
   requestFullSync(delayMs = 0): void {
-    this.#nextFullAt = Math.min(this.#nextFullAt, Date.now() + delayMs);
-    this.#wake?.();
+    this.#scheduler.request(delayMs);
   }
 
   // ---- events ---------------------------------------------------------------
@@ -175,22 +175,19 @@ export class Reconciler {
     this.#m.events.inc({ action: ev.Action.split(":")[0]!.trim() });
     const effect = classifyEvent(ev, {
       labelFilter: this.#o.mapping.labelFilter,
-      stopSignalOf: (id) => this.#known.get(id)?.stopSignal,
+      stopSignalOf: (id) => this.#containers.known(id)?.stopSignal,
     });
     if (effect.kind === "ignore") return;
     const id = effect.containerId;
     switch (effect.kind) {
       case "start":
-        this.#draining.delete(id);
-        this.#gone.delete(id);
-        this.#ready.delete(id);
+        this.#containers.started(id);
         this.#prober.cancel(id);
         break;
       case "drain":
-        if (!this.#draining.has(id)) {
-          this.#draining.set(id, this.#known.get(id)?.startedAt ?? "");
+        if (this.#containers.drain(id)) {
           this.#log.info("container stopping; taking its instances out of rotation", {
-            container: this.#known.get(id)?.name,
+            container: this.#containers.known(id)?.name,
             containerId: id.slice(0, 12),
             signal: effect.signal,
           });
@@ -198,7 +195,7 @@ export class Reconciler {
         this.#prober.cancel(id);
         break;
       case "gone":
-        this.#gone.add(id);
+        this.#containers.markGone(id);
         this.#prober.cancel(id);
         break;
     }
@@ -252,49 +249,79 @@ export class Reconciler {
     }
   }
 
-  // ---- full sync -----------------------------------------------------------
+  // ---- scheduling ----------------------------------------------------------
 
   async #syncLoop(): Promise<void> {
     const signal = this.#stopped.signal;
     await Promise.race([this.#eventsOpened.promise, sleep(2000, signal)]);
+    await this.#scheduler.run(
+      signal,
+      () => this.fullSync(),
+      (err) => this.#failed(err),
+    );
+  }
+
+  // ---- registry loss -----------------------------------------------------------
+
+  /**
+   * Follows this node's services in the catalog with a blocking read. A full sync
+   * runs at once when the agent answers again after failing, when the index goes
+   * backwards, or when a registration held here is missing: a Consul restarted
+   * empty is restored without waiting for the resync period.
+   */
+  async #lossLoop(): Promise<void> {
+    const registry = this.#o.registry;
+    if (!registry.nodeServices) return;
+    const signal = this.#stopped.signal;
+    const { waitMs, retryMaxMs } = this.#o.lossWatch;
+    const backoff = new Backoff({ initialMs: Math.min(100, retryMaxMs), maxMs: retryMaxMs });
+    await Promise.race([this.#loaded.promise, sleep(2000, signal)]);
+    let index: number | undefined;
+    let failing = false;
     while (!signal.aborted) {
-      const wait = this.#nextFullAt - Date.now();
-      if (wait > 0) {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(done, wait);
-          this.#wake = done;
-          function done() {
-            clearTimeout(timer);
-            resolve();
-          }
-        });
-        this.#wake = undefined;
-        continue;
-      }
-      this.#nextFullAt = Infinity;
       try {
-        await this.fullSync();
-        this.#backoff.reset();
-        this.#nextFullAt = Math.min(this.#nextFullAt, Date.now() + this.#o.resyncMs);
+        const answer = await registry.nodeServices(index ?? 0, waitMs, signal);
+        const reason = failing
+          ? "the Consul agent answers again"
+          : registryLoss(index, answer, this.#ledger.heldSince(Date.now() - catalogLagMs));
+        failing = false;
+        backoff.reset();
+        index = nextIndex(answer);
+        if (reason) {
+          this.#m.restores.inc();
+          this.#log.info("checking Consul's registrations now", { reason });
+          this.#scheduler.request(0);
+        }
       } catch (err) {
         if (signal.aborted) return;
-        this.#failed(err);
+        failing = true;
+        index = undefined;
+        const delay = backoff.next();
+        this.#log.debug("watch of this node's services failed", {
+          err: describeError(err),
+          retryInMs: delay,
+        });
+        await sleep(delay, signal);
       }
     }
   }
 
+  // ---- full sync -----------------------------------------------------------
+
   /** Compares everything and applies the difference. Throws when a dependency failed. */
   async fullSync(): Promise<void> {
     const started = performance.now();
-    const seq0 = this.#seq;
+    const seq0 = this.#containers.seq;
     const { identity, labelFilter } = this.#o.mapping;
-    const [state, ids] = await Promise.all([
+    const [state, ids, names] = await Promise.all([
       this.#consul(() => this.#o.registry.list(identity)),
       this.#docker(() => this.#o.docker.listRunning(labelFilter)),
+      this.#docker(() => this.#o.docker.listNames(labelFilter)),
     ]);
-    this.#foreign = state.foreignIds;
+    this.#containers.setNames(names);
+    this.#ledger.foreign = state.foreignIds;
     if (!this.#isLoaded) {
-      for (const r of state.owned) this.#registered.set(r.id, r);
+      for (const r of state.owned) this.#ledger.hold(r);
       this.#isLoaded = true;
       this.#loaded.resolve();
     }
@@ -303,28 +330,29 @@ export class Reconciler {
     );
     const facts = inspected.filter((f): f is ContainerFacts => f !== null && f.running);
 
-    const fresh = (id: string) => (this.#touched.get(id) ?? 0) <= seq0;
+    const fresh = (id: string) => this.#containers.fresh(id, seq0);
     const live = new Set(facts.map((f) => f.id));
-    for (const id of [...this.#known.keys()]) if (!live.has(id) && fresh(id)) this.#forget(id);
+    for (const id of this.#containers.knownIds()) if (!live.has(id) && fresh(id)) this.#forget(id);
     const desired: ServiceInstance[] = [];
     for (const f of facts) {
       if (!fresh(f.id)) continue;
-      this.#remember(f);
+      this.#containers.remember(f);
       const m = this.#map(f);
       this.#report(f, m.problems);
       desired.push(...m.instances);
     }
     const ownerOf = new Map(state.owned.map((r) => [r.id, r.meta[metaKeys.container]]));
     const claims = resolveClaims(desired, {
-      foreignIds: this.#foreign,
+      foreignIds: this.#ledger.foreign,
       currentOwner: (id) => ownerOf.get(id),
-      created: (id) => this.#known.get(id)?.created ?? "",
+      created: (id) => this.#containers.known(id)?.created ?? "",
+      defaultOwner: (id) => this.#containers.defaultOwner(id),
     });
     this.#reportRejected(claims.rejected);
 
     const desiredBy = groupBy(claims.kept, (i) => i.containerId);
     const actualBy = groupBy(state.owned, (r) => r.meta[metaKeys.container] ?? `orphan:${r.id}`);
-    const cachedBy = groupBy([...this.#registered.values()], (r) => r.meta[metaKeys.container] ?? "");
+    const cachedBy = groupBy(this.#ledger.all(), (r) => r.meta[metaKeys.container] ?? "");
     const keys = new Set([...desiredBy.keys(), ...actualBy.keys()]);
     const failures: unknown[] = [];
     let changes = 0;
@@ -333,8 +361,7 @@ export class Reconciler {
         this.#queue
           .run(key, async () => {
             if (!fresh(key)) return; // an event-driven sync already handled it with fresher facts
-            for (const r of cachedBy.get(key) ?? []) this.#registered.delete(r.id);
-            for (const r of actualBy.get(key) ?? []) this.#registered.set(r.id, r);
+            this.#ledger.replace(cachedBy.get(key) ?? [], actualBy.get(key) ?? []);
             const ops = planChanges(desiredBy.get(key) ?? [], actualBy.get(key) ?? [], {
               refreshDue: (checkId) => this.#refreshDue(checkId),
             });
@@ -346,10 +373,10 @@ export class Reconciler {
     );
     // What is cached for containers nobody mentions any more is not in Consul either.
     for (const [key, regs] of cachedBy) {
-      if (!keys.has(key) && fresh(key)) for (const r of regs) this.#registered.delete(r.id);
+      if (!keys.has(key) && fresh(key)) for (const r of regs) this.#ledger.drop(r.id);
     }
-    for (const [id, seq] of this.#touched) if (seq <= seq0) this.#touched.delete(id);
-    this.#m.instances.set(this.#registered.size);
+    this.#containers.settle(seq0);
+    this.#m.instances.set(this.#ledger.size);
     if (failures.length) throw failures[0];
 
     this.#launchProbes(claims.kept);
@@ -358,7 +385,7 @@ export class Reconciler {
     this.#lastFullSync = new Date();
     const summary = {
       containers: facts.length,
-      instances: this.#registered.size,
+      instances: this.#ledger.size,
       changes,
       ms: Math.round(ms),
     };
@@ -373,74 +400,49 @@ export class Reconciler {
 
   async #syncContainer(id: string): Promise<void> {
     const started = performance.now();
-    this.#touched.set(id, ++this.#seq);
-    // Draining or gone: nothing to register, so no need to ask Docker first.
-    const skipInspect = this.#draining.has(id) || this.#gone.has(id);
-    const facts = skipInspect ? null : await this.#docker(() => this.#o.docker.inspect(id));
+    this.#containers.touch(id);
+    const containers = this.#containers;
+    const facts = containers.nothingToRegister(id)
+      ? null
+      : await this.#docker(() => this.#o.docker.inspect(id));
     let mapping: Mapping = { instances: [], problems: [] };
     if (facts?.running) {
-      this.#remember(facts);
+      containers.remember(facts);
       mapping = this.#map(facts);
       this.#report(facts, mapping.problems);
-    } else if (!this.#draining.has(id)) {
+    } else if (!containers.hasDrain(id)) {
       this.#forget(id);
     }
-    this.#gone.delete(id);
+    containers.clearGone(id);
+    const ledger = this.#ledger;
     const claims = resolveClaims(mapping.instances, {
-      foreignIds: this.#foreign,
-      currentOwner: (sid) => this.#registered.get(sid)?.meta[metaKeys.container],
+      foreignIds: ledger.foreign,
+      currentOwner: (sid) => ledger.ownerOf(sid),
       heldElsewhere: (sid, cid) => {
-        const owner = this.#registered.get(sid)?.meta[metaKeys.container];
-        return owner && owner !== cid && this.#known.has(owner) ? owner : undefined;
+        const owner = ledger.ownerOf(sid);
+        return owner && owner !== cid && containers.known(owner) ? owner : undefined;
       },
-      created: (cid) => this.#known.get(cid)?.created ?? "",
+      created: (cid) => containers.known(cid)?.created ?? "",
+      defaultOwner: (sid) => containers.defaultOwner(sid),
     });
     this.#reportRejected(claims.rejected);
-    const wanted = new Set(claims.kept.map((i) => i.id));
-    const actual = [...this.#registered.values()].filter(
-      (r) => r.meta[metaKeys.container] === id || wanted.has(r.id),
-    );
+    const actual = ledger.relevantTo(id, new Set(claims.kept.map((i) => i.id)));
     const ops = planChanges(claims.kept, actual, { refreshDue: (c) => this.#refreshDue(c) });
     await this.#apply(ops);
-    this.#m.instances.set(this.#registered.size);
+    this.#m.instances.set(ledger.size);
     this.#launchProbes(claims.kept);
     this.#m.reconcileSeconds.observe({ scope: "container" }, (performance.now() - started) / 1000);
   }
 
   #map(f: ContainerFacts): Mapping {
     return containerInstances(f, this.#o.mapping, {
-      draining: this.#isDraining(f),
-      ready: (instanceId) => {
-        const r = this.#ready.get(f.id);
-        return r !== undefined && r.startedAt === f.startedAt && r.ids.has(instanceId);
-      },
-    });
-  }
-
-  #isDraining(f: ContainerFacts): boolean {
-    const run = this.#draining.get(f.id);
-    if (run === undefined) return false;
-    if (run !== "" && run !== f.startedAt) {
-      this.#draining.delete(f.id); // it has started again since
-      return false;
-    }
-    return true;
-  }
-
-  #remember(f: ContainerFacts): void {
-    this.#known.set(f.id, {
-      name: f.name,
-      created: f.created,
-      startedAt: f.startedAt,
-      stopSignal: signalNumber(f.stopSignal),
+      draining: this.#containers.isDraining(f),
+      ready: (instanceId) => this.#containers.isReady(f, instanceId),
     });
   }
 
   #forget(id: string): void {
-    this.#known.delete(id);
-    this.#draining.delete(id);
-    this.#ready.delete(id);
-    this.#logged.delete(id);
+    this.#containers.forget(id);
     this.#prober.cancel(id);
   }
 
@@ -455,8 +457,7 @@ export class Reconciler {
         case "deregister": {
           const r = op.registration;
           await this.#consul(() => this.#o.registry.deregister(r.id));
-          this.#registered.delete(r.id);
-          for (const checkId of Object.keys(r.checks)) this.#statusSentAt.delete(checkId);
+          this.#ledger.drop(r.id, true);
           this.#m.deregistrations.inc();
           this.#log.info("deregistered service instance", {
             serviceName: r.name,
@@ -467,9 +468,7 @@ export class Reconciler {
         }
         case "remove-check": {
           await this.#consul(() => this.#o.registry.removeCheck(op.checkId));
-          const r = this.#registered.get(op.serviceId);
-          if (r) delete r.checks[op.checkId];
-          this.#statusSentAt.delete(op.checkId);
+          this.#ledger.dropCheck(op.serviceId, op.checkId);
           break;
         }
         case "set-status": {
@@ -479,14 +478,12 @@ export class Reconciler {
           } catch (err) {
             if (!(err instanceof DependencyError && err.cause instanceof CheckMissing)) throw err;
             // Consul lost the check (restarted empty): put the whole instance back.
-            this.#registered.delete(instance.id);
+            this.#ledger.drop(instance.id);
             await this.#register(instance, undefined);
             break;
           }
-          const r = this.#registered.get(instance.id);
-          const changed = r?.checks[ttl.checkId] !== ttl.status;
-          if (r) r.checks[ttl.checkId] = ttl.status;
-          this.#statusSentAt.set(ttl.checkId, Date.now());
+          const changed = this.#ledger.setCheck(instance.id, ttl.checkId, ttl.status);
+          this.#ledger.statusSent(ttl.checkId);
           this.#m.statusUpdates.inc({ status: ttl.status });
           this.#log[changed ? "info" : "debug"]("check status", {
             serviceName: instance.name,
@@ -513,9 +510,9 @@ export class Reconciler {
       throw err;
     }
     for (const c of i.checks) {
-      if (c.kind === "ttl" && previous?.checks[c.id] === undefined) this.#statusSentAt.set(c.id, Date.now());
+      if (c.kind === "ttl" && previous?.checks[c.id] === undefined) this.#ledger.statusSent(c.id);
     }
-    this.#registered.set(i.id, afterRegistration(i, previous));
+    this.#ledger.hold(afterRegistration(i, previous));
     this.#m.registrations.inc();
     this.#log.info(previous ? "updated service instance" : "registered service instance", {
       serviceName: i.name,
@@ -529,8 +526,7 @@ export class Reconciler {
   }
 
   #refreshDue(checkId: string): boolean {
-    const sent = this.#statusSentAt.get(checkId);
-    return sent === undefined || Date.now() - sent > this.#o.mapping.checkTtlMs / 2;
+    return this.#ledger.refreshDue(checkId, this.#o.mapping.checkTtlMs);
   }
 
   // ---- readiness ----------------------------------------------------------------
@@ -538,7 +534,7 @@ export class Reconciler {
   #launchProbes(instances: readonly ServiceInstance[]): void {
     for (const i of instances) {
       if (i.readyPath === undefined) continue;
-      const known = this.#known.get(i.containerId);
+      const known = this.#containers.known(i.containerId);
       if (!known) continue;
       this.#prober.ensure({
         containerId: i.containerId,
@@ -551,14 +547,8 @@ export class Reconciler {
   }
 
   #onReady(t: ProbeTarget): void {
-    if (this.#known.get(t.containerId)?.startedAt !== t.startedAt) return;
+    if (!this.#containers.markReady(t.containerId, t.startedAt, t.instanceId)) return;
     this.#m.readyProbes.inc({ result: "ready" });
-    let r = this.#ready.get(t.containerId);
-    if (!r || r.startedAt !== t.startedAt) {
-      r = { startedAt: t.startedAt, ids: new Set() };
-      this.#ready.set(t.containerId, r);
-    }
-    r.ids.add(t.instanceId);
     this.#enqueue(t.containerId);
   }
 
@@ -586,7 +576,7 @@ export class Reconciler {
   /** A sync failed: note which dependency, and retry everything after a backoff delay. */
   #failed(err: unknown): void {
     if (this.#stopped.signal.aborted) return;
-    const delay = this.#backoff.next();
+    const delay = this.#scheduler.failed();
     if (err instanceof DependencyError) {
       this.#m.errors.inc({ kind: err.dependency });
       if (err.dependency === "consul") this.#consulReach.failed(err.cause, delay);
@@ -596,17 +586,12 @@ export class Reconciler {
       this.#log.error("reconcile failed", { err: describeError(err) });
     }
     this.#log.debug("sync failed; full resync scheduled", { err: describeError(err), retryInMs: delay });
-    this.requestFullSync(delay);
   }
 
   /** One log line per problem per container, however often the container is looked at. */
   #report(c: { id: string; name: string }, problems: readonly Problem[]): void {
-    if (problems.length === 0) return;
-    let seen = this.#logged.get(c.id);
-    if (!seen) this.#logged.set(c.id, (seen = new Set()));
     for (const p of problems) {
-      if (seen.has(p.message)) continue;
-      seen.add(p.message);
+      if (!this.#containers.firstReport(c.id, p.message)) continue;
       this.#m.inputProblems.inc();
       this.#log.warn(p.effect === "skipped" ? "container instance skipped" : "container setting ignored", {
         container: c.name,

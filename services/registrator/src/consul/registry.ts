@@ -2,7 +2,10 @@
 // RegistryAdapter. The adapter registers with the local agent (/v1/agent/...), the
 // way registrator does, so instances belong to this host's node.
 
+import { EventEmitter } from "node:events";
+import type { IncomingMessage } from "node:http";
 import type Consul from "consul";
+import type { NodeServices } from "../core/loss.ts";
 import {
   metaKeys,
   type CheckSpec,
@@ -25,6 +28,12 @@ export interface Registry {
   deregister(serviceId: string): Promise<void>;
   setStatus(checkId: string, status: CheckStatus, note: string): Promise<void>;
   removeCheck(checkId: string): Promise<void>;
+  /**
+   * This agent's node services, as a blocking read: answers when they change after
+   * `index` (0: at once), or after about `waitMs`. Optional: without it, a registry
+   * loss is found at the next full sync.
+   */
+  nodeServices?(index: number, waitMs: number, signal: AbortSignal): Promise<NodeServices>;
 }
 
 /** Consul refused a registration because of what it contains (HTTP 400): an input problem, not an outage. */
@@ -88,6 +97,8 @@ function statusCode(err: unknown): number | undefined {
 export class ConsulRegistry implements Registry {
   readonly #consul: Consul;
   readonly #timeoutMs: number;
+  /** This agent's node name; asked again after any failure (the agent may be a new one). */
+  #node: string | undefined;
 
   constructor(consul: Consul, opts: { requestTimeoutMs?: number } = {}) {
     this.#consul = consul;
@@ -170,6 +181,39 @@ export class ConsulRegistry implements Registry {
     } catch (err) {
       if (statusCode(err) === 404) return;
       throw err;
+    }
+  }
+
+  async nodeServices(index: number, waitMs: number, signal: AbortSignal): Promise<NodeServices> {
+    signal.throwIfAborted();
+    const ctx = Object.assign(new EventEmitter(), { includeResponse: true });
+    const cancel = () => ctx.emit("cancel");
+    signal.addEventListener("abort", cancel, { once: true });
+    try {
+      if (this.#node === undefined) {
+        const self = (await this.#consul.agent.self({ ctx, timeout: this.#timeoutMs } as never)) as [
+          IncomingMessage,
+          { Config?: { NodeName?: string } },
+        ];
+        const name = self[1]?.Config?.NodeName;
+        if (typeof name !== "string" || name === "")
+          throw new Error("the Consul agent reported no node name");
+        this.#node = name;
+      }
+      const blocking = index > 0 ? { index: String(index), wait: `${waitMs}ms` } : {};
+      const [res, body] = (await this.#consul.catalog.node.services({
+        node: this.#node,
+        ...blocking,
+        ctx,
+        timeout: waitMs + waitMs / 16 + this.#timeoutMs,
+      } as never)) as [IncomingMessage, { Services?: Record<string, { ID: string }> | null } | null];
+      const ids = body ? new Set(Object.values(body.Services ?? {}).map((s) => s.ID)) : null;
+      return { index: Number(res.headers["x-consul-index"]), ids };
+    } catch (err) {
+      this.#node = undefined;
+      throw err;
+    } finally {
+      signal.removeEventListener("abort", cancel);
     }
   }
 }

@@ -96,6 +96,17 @@ export interface ClaimContext {
   heldElsewhere?: (serviceId: string, containerId: string) => string | undefined;
   /** Creation time of a container, to let the older one keep a contested ID. */
   created: (containerId: string) => string;
+  /**
+   * The container (running or stopped) whose default ID (`<name>:<port>`) this is, if any:
+   * only that container may use it.
+   */
+  defaultOwner?: (serviceId: string) => { id: string; name: string } | undefined;
+}
+
+/** `<container name>:<port>` or `<container name>:<port>:udp` → the name; undefined for other IDs. */
+export function defaultIdName(serviceId: string): string | undefined {
+  const m = /^(.+):(\d{1,5})(?::udp)?$/.exec(serviceId);
+  return m && Number(m[2]) >= 1 && Number(m[2]) <= 65535 ? m[1] : undefined;
 }
 
 export interface Rejected {
@@ -121,7 +132,16 @@ export function resolveClaims(
       });
       continue;
     }
-    const holder = ctx.heldElsewhere?.(d.id, d.containerId);
+    const owner = ctx.defaultOwner?.(d.id);
+    if (owner && owner.id !== d.containerId) {
+      rejected.push({
+        instance: d,
+        reason: `service ID "${d.id}" is the default ID of container ${owner.name}, which keeps it even while stopped; set a different SERVICE_ID`,
+      });
+      continue;
+    }
+    // The default owner takes its own ID back from whoever holds it.
+    const holder = owner ? undefined : ctx.heldElsewhere?.(d.id, d.containerId);
     if (holder) {
       rejected.push({
         instance: d,

@@ -9,7 +9,7 @@
 
 import { parsers } from "../../../../lib/config.ts";
 import { reservedMetaPrefix, type Problem } from "./types.ts";
-import { hasControlChars, isValidId, isValidName, isValidTag, suggest } from "./validate.ts";
+import { hasControlChars, isValidId, isValidName, isValidTag, quote, suggest } from "./validate.ts";
 
 export interface ServiceKeys {
   name?: string;
@@ -89,7 +89,7 @@ const metaKeyPattern = /^[a-z0-9_-]+$/;
 
 function show(raw: RawValue): string {
   const v = raw.value.length > 80 ? `${raw.value.slice(0, 77)}...` : raw.value;
-  return `${raw.source}=${JSON.stringify(v)}`;
+  return `${raw.source}=${quote(v)}`;
 }
 
 /** Collects SERVICE_* keys: environment first, labels over it. Keys are lower-cased after the prefix. */
@@ -136,11 +136,24 @@ function parseBool(raw: RawValue): boolean | undefined {
   }
 }
 
+/**
+ * A path on the container itself: "/…", never "//…" (a host to a URL parser), no "@"
+ * (user info), no "\\", URL characters only.
+ */
+export function isCheckPath(value: string): boolean {
+  return (
+    value.length <= limits.pathLength &&
+    urlPathPattern.test(value) &&
+    !value.startsWith("//") &&
+    !value.includes("@")
+  );
+}
+
 function parsePath(raw: RawValue, problems: Problem[]): string | undefined {
-  if (raw.value.length <= limits.pathLength && urlPathPattern.test(raw.value)) return raw.value;
+  if (isCheckPath(raw.value)) return raw.value;
   problems.push({
     effect: "dropped",
-    message: `${show(raw)} is not a URL path (it must start with / and use URL characters only)`,
+    message: `${show(raw)} is not a URL path on the container (it must start with a single /, use URL characters only, and contain no @)`,
   });
   return undefined;
 }
@@ -178,7 +191,7 @@ function applyKnown(key: Known, raw: RawValue, into: ServiceKeys, problems: Prob
         else
           problems.push({
             effect: "dropped",
-            message: `${raw.source}: tag ${JSON.stringify(t.slice(0, 80))} dropped (no spaces, control characters, quotes, braces, ; \\ or $)`,
+            message: `${raw.source}: tag ${quote(t.slice(0, 80))} dropped (no spaces, control characters, quotes, braces, ; \\ or $)`,
           });
       }
       into.tags = tags;
@@ -270,7 +283,8 @@ export function parseServiceKeys(env: Record<string, string>, labels: Record<str
   for (const [key, raw] of collect(env, labels)) {
     let target = general;
     let rest = key;
-    const portPart = /^(\d[^_]*)_(.+)$/.exec(key);
+    // A first part with a digit or a sign is meant as a port: SERVICE_-1_NAME is an error, not meta.
+    const portPart = /^([+-]?\d[^_]*|[+-][^_]*)_(.+)$/.exec(key);
     if (portPart) {
       const port = /^\d+$/.test(portPart[1]!) ? Number(portPart[1]) : NaN;
       if (!(port >= 1 && port <= 65535)) {

@@ -4,8 +4,9 @@
 const namePattern = /^[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$/;
 /** IDs travel in Consul URL paths (/agent/service/deregister/<id>): no slashes, no spaces. */
 const idPattern = /^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$/;
+/** C0, DEL, C1, and the line and paragraph separators (line breaks to JSON/JS readers downstream). */
 // eslint-disable-next-line no-control-regex
-const controlChars = /[\u0000-\u001f\u007f]/;
+const controlChars = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 const badTagChars = /[\s"'`;{}\\$]/;
 
 export function isValidName(name: string): boolean {
@@ -22,6 +23,14 @@ export function isValidTag(tag: string): boolean {
 
 export function hasControlChars(s: string): boolean {
   return controlChars.test(s);
+}
+
+/** A value quoted for a log line, every control character escaped (\\u0085, \\u2028). */
+export function quote(s: string): string {
+  return JSON.stringify(s).replace(
+    /[\u007f-\u009f\u2028\u2029]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
 }
 
 /**

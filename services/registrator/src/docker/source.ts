@@ -13,6 +13,8 @@ export interface DockerSource {
   engineId(): Promise<string>;
   /** IDs of running containers matching the selectors. */
   listRunning(filter: readonly LabelSelector[]): Promise<string[]>;
+  /** Name → ID of every container matching the selectors, running or not (default IDs belong to them). */
+  listNames(filter: readonly LabelSelector[]): Promise<Map<string, string>>;
   /** Facts of one container; null when it no longer exists. */
   inspect(id: string): Promise<ContainerFacts | null>;
   /**
@@ -96,6 +98,17 @@ export class DockerodeSource implements DockerSource {
       filters: { status: ["running"], ...(label.length ? { label } : {}) },
     });
     return list.map((c) => c.Id);
+  }
+
+  async listNames(filter: readonly LabelSelector[]): Promise<Map<string, string>> {
+    const label = filter.map((s) => (s.value === undefined ? s.key : `${s.key}=${s.value}`));
+    const list = await this.docker.listContainers({
+      all: true,
+      ...(label.length ? { filters: { label } } : {}),
+    });
+    const out = new Map<string, string>();
+    for (const c of list) for (const n of c.Names ?? []) out.set(n.replace(/^\//, ""), c.Id);
+    return out;
   }
 
   async inspect(id: string): Promise<ContainerFacts | null> {

@@ -1,0 +1,34 @@
+// When the registrator decides the Consul agent lost its registrations (core/loss.ts).
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { nextIndex, registryLoss } from "../../services/registrator/src/core/loss.ts";
+
+const answer = (index: number, ids: string[] | null) => ({ index, ids: ids && new Set(ids) });
+
+describe("registry loss", () => {
+  it("the index going backwards is a loss, whatever the node holds", () => {
+    assert.match(registryLoss(120, answer(7, ["a"]), ["a"]) ?? "", /went backwards \(120 → 7\)/);
+    assert.match(registryLoss(120, answer(7, []), []) ?? "", /backwards/);
+  });
+
+  it("a held registration missing from the node is a loss, and is named", () => {
+    const why = registryLoss(5, answer(9, ["a"]), ["a", "b", "c", "d", "e"]);
+    assert.match(why ?? "", /^4 of 5 registrations missing from this node \(b, c, d and 1 more\)$/);
+  });
+
+  it("an unknown node is a loss only when something is held there", () => {
+    assert.match(registryLoss(undefined, answer(3, null), ["a"]) ?? "", /not in the Consul catalog/);
+    assert.equal(registryLoss(undefined, answer(3, null), []), undefined);
+  });
+
+  it("more in the catalog than held (others' services, a deregistration not yet seen) is no loss", () => {
+    assert.equal(registryLoss(5, answer(6, ["a", "b", "foreign"]), ["a"]), undefined);
+    assert.equal(registryLoss(undefined, answer(6, ["a"]), ["a"]), undefined);
+  });
+
+  it("the next blocking read never asks for index 0 after an answer", () => {
+    assert.equal(nextIndex(answer(0, [])), 1);
+    assert.equal(nextIndex(answer(Number.NaN, [])), 1);
+    assert.equal(nextIndex(answer(42, [])), 42);
+  });
+});
