@@ -15,6 +15,7 @@ import {
   agentConfig,
   agentPolicy,
   clusterPlan,
+  publishedPort,
   registratorPolicy,
   spreadInstances,
   templaterPolicy,
@@ -609,7 +610,7 @@ export class ClusterLab {
       "-e",
       `DEMO_NAME=${service}`,
       "-p",
-      "3000",
+      `${publishedPort(at.name)}:3000`,
       this.images.demo,
     ]);
   }
