@@ -11,4 +11,4 @@ done
 # A host killed with SIGKILL leaves these behind; the next start must not trip over them.
 rm -f /var/run/docker.pid /var/run/docker/containerd/containerd.pid /run/docker/containerd/containerd.pid
 exec dockerd --host unix:///var/run/docker.sock --storage-driver "${DOCKSIDE_HOST_STORAGE:-overlay2}" \
-  --cgroup-parent "/dockside-lab-$(hostname)" --log-level "${DOCKSIDE_HOST_LOG_LEVEL:-warn}" "$@"
+  --cgroup-parent "${DOCKSIDE_CGROUP_PARENT:-/dockside-lab-$(hostname)}" --log-level "${DOCKSIDE_HOST_LOG_LEVEL:-warn}" "$@"

@@ -35,6 +35,14 @@ const workloadLabel = "dockside.workload";
 const hostTls = "/etc/dockside/tls";
 const hostAgentConfig = "/etc/dockside/agent";
 
+/**
+ * A host's client agent starts without the check states it persisted: after a crash they say
+ * "passing" about instances nobody has looked at since, and the agent would vouch for them the
+ * moment it rejoins, before they listen again. Without them the registrator's TTL checks start
+ * critical, and turn passing when the registrator finds each instance ready again.
+ */
+const clientAgentStart = "rm -rf /consul/data/checks/state && exec consul agent -config-dir /consul/config";
+
 export interface InnerContainer {
   host: string;
   id: string;
@@ -317,6 +325,10 @@ export class ClusterLab {
       "seccomp=unconfined",
       "--security-opt",
       "apparmor=unconfined",
+      // Its containers' cgroups, under the machine's hierarchy root: one parent per host, named
+      // after it, so what a host uses can be read (and told apart from another lab's).
+      "-e",
+      `DOCKSIDE_CGROUP_PARENT=/${h.container}`,
       "-v",
       `${h.volume}:/var/lib/docker`,
       "-v",
@@ -425,10 +437,11 @@ export class ClusterLab {
       `${hostAgentConfig}:/consul/config:ro`,
       "-v",
       `${hostTls}:/consul/tls:ro`,
+      "--entrypoint",
+      "sh",
       this.images.consul,
-      "agent",
-      "-config-dir",
-      "/consul/config",
+      "-c",
+      clientAgentStart,
     ]);
   }
 
