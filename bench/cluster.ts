@@ -166,7 +166,7 @@ async function bulk(n: number) {
       const script = names
         .map(
           (name) =>
-            `docker run -d -q --name ${name} --label dockside.workload=1 --label SERVICE_NAME=bulk ` +
+            `docker run -d --name ${name} --label dockside.workload=1 --label SERVICE_NAME=bulk ` +
             `-p ${publishedPort(name)}:3000 ${image} httpd -f -p 3000 -h / >/dev/null`,
         )
         .join(" && ");
@@ -192,7 +192,7 @@ try {
   await lab.up({ web: 9, api: 2 });
   await lab.waitRouted(["web", "api"]);
   console.log(`bring-up (images already built): ${((Date.now() - upStarted) / 1000).toFixed(1)} s`);
-  if (part === "all" || part === "footprint") await footprint("web=9 api=2");
+  if (part === "all" || part === "footprint" || part === "bulk") await footprint("web=9 api=2");
   if (part === "all" || part === "host-loss") await hostLoss(Number(values.kills));
   if (part === "all" || part === "bulk") await bulk(Number(values.bulk));
 } finally {

@@ -1,8 +1,40 @@
 // `npm run lab -- cluster [up | down | scale svc=N ... | status | urls]`: the cluster lab command.
 
 import { parseScale } from "../scale-args.ts";
+import { waitForInstances } from "../wait.ts";
 import { ClusterLab } from "./cluster.ts";
 import { clusterStatus, formatClusterStatus } from "./status.ts";
+import { SwarmRoad } from "./swarm.ts";
+
+/** `cluster swarm up | scale N | down`: the Swarm road on the cluster lab's engines. */
+async function swarmCommand(lab: ClusterLab, args: string[]): Promise<number> {
+  const swarm = new SwarmRoad(lab);
+  const [command = "up", n] = args;
+  const log = (m: string) => console.log(`cluster: ${m}`);
+  const waitRouted = async () => {
+    const check = await waitForInstances(`${swarm.edgeUrl()}/sweb/`, () => swarm.instances(), {
+      timeoutMs: 120_000,
+    });
+    log(`sweb answers from all ${check.seen.size} task(s) through ${swarm.edgeUrl()}/sweb/`);
+  };
+  switch (command) {
+    case "up":
+      await swarm.up(log);
+      await waitRouted();
+      return 0;
+    case "scale":
+      if (!/^\d+$/.test(n ?? "")) throw new Error("say how many, e.g. npm run lab -- cluster swarm scale 9");
+      await swarm.scale(Number(n));
+      await waitRouted();
+      return 0;
+    case "down":
+      await swarm.down();
+      return 0;
+    default:
+      console.error(`unknown swarm command "${command}"; use up, scale N, down`);
+      return 2;
+  }
+}
 
 export async function clusterCommand(args: string[]): Promise<number> {
   const [command = "up", ...rest] = args;
@@ -30,8 +62,12 @@ export async function clusterCommand(args: string[]): Promise<number> {
     case "urls":
       await printUrls(lab);
       return 0;
+    case "swarm":
+      return swarmCommand(lab, rest);
     default:
-      console.error(`unknown cluster command "${command}"; use up, down, status, scale svc=N, urls`);
+      console.error(
+        `unknown cluster command "${command}"; use up, down, status, scale svc=N, urls, swarm up|scale N|down`,
+      );
       return 2;
   }
 }

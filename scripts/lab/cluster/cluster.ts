@@ -1,8 +1,16 @@
 // The cluster lab on one machine: Consul servers, Docker hosts (Docker-in-Docker), an edge.
 // Drives the docker CLI; the plan (names, addresses, configurations) comes from plan.ts.
 
-import { createHash } from "node:crypto";
-import { createReadStream, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { createHash, randomUUID } from "node:crypto";
+import {
+  createReadStream,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import path from "node:path";
 import { Transform } from "node:stream";
 import { execa } from "execa";
@@ -25,7 +33,7 @@ import {
   type Placed,
   type PolicySpec,
 } from "./plan.ts";
-import { ensureSecrets, removeSecrets, type SecretFiles } from "./secrets.ts";
+import { ensureSecrets, removeSecrets, saveSecrets, type SecretFiles } from "./secrets.ts";
 
 export const hostImage = `dockside/cluster-host:${process.env.DOCKSIDE_IMAGE_TAG ?? "dev"}`;
 
@@ -280,30 +288,44 @@ export class ClusterLab {
       await api.request("GET", "/v1/acl/policies", { token });
       return true;
     });
-    const grant = async (policy: PolicySpec, secret: string) => {
-      try {
-        await api.request("PUT", "/v1/acl/policy", {
-          token,
-          body: { Name: policy.name, Description: policy.description, Rules: policy.rules },
-        });
-      } catch (err) {
-        if (!(err instanceof ConsulHttpError && /already exists/.test(err.message))) throw err;
-      }
-      try {
-        await api.request("PUT", "/v1/acl/token", {
-          token,
-          body: { SecretID: secret, Description: policy.description, Policies: [{ Name: policy.name }] },
-        });
-      } catch (err) {
-        if (!(err instanceof ConsulHttpError && /already|exists|in use/i.test(err.message))) throw err;
-      }
-    };
+    const grant = (policy: PolicySpec, secret: string) => this.#grant(policy, secret);
     for (const m of [...this.plan.servers, ...this.plan.hosts, this.plan.edgeAgent]) {
       await grant(agentPolicy(m.node), f.secrets.tokens[`agent-${m.node}`]!);
     }
     for (const h of this.plan.hosts)
       await grant(registratorPolicy(h.node), f.secrets.tokens[`registrator-${h.node}`]!);
     await grant(templaterPolicy, f.secrets.tokens.templater!);
+  }
+
+  async #grant(policy: PolicySpec, secret: string): Promise<void> {
+    const api = await this.api();
+    const token = (await this.files()).secrets.managementToken;
+    try {
+      await api.request("PUT", "/v1/acl/policy", {
+        token,
+        body: { Name: policy.name, Description: policy.description, Rules: policy.rules },
+      });
+    } catch (err) {
+      if (!(err instanceof ConsulHttpError && /already exists/.test(err.message))) throw err;
+    }
+    try {
+      await api.request("PUT", "/v1/acl/token", {
+        token,
+        body: { SecretID: secret, Description: policy.description, Policies: [{ Name: policy.name }] },
+      });
+    } catch (err) {
+      if (!(err instanceof ConsulHttpError && /already|exists|in use/i.test(err.message))) throw err;
+    }
+  }
+
+  /** A policy and a token for it, kept with the lab's secrets under `name`; returns the secret. */
+  async grantToken(policy: PolicySpec, name: string): Promise<string> {
+    const f = await this.files();
+    const secret = f.secrets.tokens[name] ?? randomUUID();
+    await this.#grant(policy, secret);
+    f.secrets.tokens[name] = secret;
+    saveSecrets(this.plan, f.secrets);
+    return secret;
   }
 
   async #startHost(h: ClusterPlan["hosts"][number]): Promise<void> {
@@ -400,13 +422,19 @@ export class ClusterLab {
     const ids = (await docker(["image", "inspect", "-f", "{{.Id}}", ...names])).stdout;
     const dir = path.join(repoRoot, ".cache", "cluster", "images");
     mkdirSync(dir, { recursive: true });
-    const tar = path.join(dir, `${createHash("sha256").update(ids).digest("hex").slice(0, 16)}.tar`);
+    const hash = (x: string) => createHash("sha256").update(x).digest("hex").slice(0, 12);
+    const set = hash(names.join(" "));
+    const tar = path.join(dir, `${set}-${hash(ids)}.tar`);
     try {
       statSync(tar);
     } catch {
       const started = Date.now();
       await docker(["save", "-o", `${tar}.part`, ...names], { timeoutMs: 10 * 60_000 });
       await execa("mv", [`${tar}.part`, tar]);
+      // Only the newest save of a set is kept: each image rebuild would otherwise leave ~400 MB.
+      for (const f of readdirSync(dir)) {
+        if (f.startsWith(`${set}-`) && path.join(dir, f) !== tar) rmSync(path.join(dir, f), { force: true });
+      }
       this.#log(
         `docker save ${names.join(" ")}: ${(statSync(tar).size / 1e6).toFixed(0)} MB (${((Date.now() - started) / 1000).toFixed(1)} s)`,
       );

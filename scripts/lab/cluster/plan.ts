@@ -234,3 +234,13 @@ export function publishedPort(name: string): number {
     portSlots[service] ?? 2 + ([...service].reduce((h, c) => (h * 31 + c.charCodeAt(0)) >>> 0, 7) % 30);
   return 30000 + slot * 1000 + Number(m[2]);
 }
+
+/** The Swarm road's registrators: one global service, so one token for all nodes. */
+export const swarmRegistratorPolicy: PolicySpec = {
+  name: "registrator-swarm",
+  description: "registrators of the Swarm stack (global service)",
+  rules:
+    `service_prefix "" { policy = "write" }\n` +
+    `node_prefix "" { policy = "read" }\n` +
+    `agent_prefix "" { policy = "read" }\n`,
+};

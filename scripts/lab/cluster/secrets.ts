@@ -89,10 +89,16 @@ export async function ensureSecrets(plan: ClusterPlan, consulImage: string): Pro
       managementToken: randomUUID(),
       tokens,
     };
-    writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 });
+    saveSecrets(plan, secrets);
   }
   const secrets = JSON.parse(readFileSync(file, "utf8")) as ClusterSecrets;
   return { dir, serverTls, clientTls, secrets };
+}
+
+export function saveSecrets(plan: ClusterPlan, secrets: ClusterSecrets): void {
+  writeFileSync(path.join(secretsDir(plan), "secrets.json"), JSON.stringify(secrets, null, 2), {
+    mode: 0o600,
+  });
 }
 
 export function removeSecrets(plan: ClusterPlan): void {
