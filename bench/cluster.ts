@@ -166,7 +166,7 @@ async function bulk(n: number) {
       const script = names
         .map(
           (name) =>
-            `docker run -d --name ${name} --label dockside.workload=1 --label SERVICE_NAME=bulk ` +
+            `docker run -d --name ${name} --label dockside.workload=1 --label SERVICE_NAME=bulk --label SERVICE_TAGS=http ` +
             `-p ${publishedPort(name)}:3000 ${image} httpd -f -p 3000 -h / >/dev/null`,
         )
         .join(" && ");
