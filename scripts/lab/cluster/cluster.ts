@@ -650,6 +650,10 @@ export class ClusterLab {
       "SERVICE_READY_HTTP=/readyz",
       "-e",
       `DEMO_NAME=${service}`,
+      // Serving 4 s after SIGTERM covers nginx's old workers, which keep the old upstream list
+      // for up to keepalive_min_timeout (3 s) after a reload (ENVIRONMENT.md).
+      "-e",
+      "DEMO_DRAIN_DELAY=4s",
       "-p",
       `${publishedPort(at.name)}:3000`,
       this.images.demo,

@@ -85,8 +85,17 @@ export class SwarmRoad {
     log(`swarm: stack ${stackName} deployed (registrator global, sweb replicated, edge on ${first!.node})`);
   }
 
-  async scale(n: number): Promise<void> {
+  /** `docker service scale`, then waits until exactly n tasks run (removed ones have exited). */
+  async scale(n: number, timeoutMs = 120_000): Promise<void> {
     await this.lab.hostDocker(this.manager.node, ["service", "scale", "--detach", `${stackName}_sweb=${n}`]);
+    const deadline = Date.now() + timeoutMs;
+    let running = -1;
+    while (Date.now() < deadline) {
+      running = (await this.instances()).length;
+      if (running === n) return;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    throw new Error(`${stackName}_sweb: ${running} tasks running, not ${n}, after ${timeoutMs / 1000} s`);
   }
 
   /** Running sweb tasks' container IDs (their hostnames, which the demo reports), over all hosts. */
