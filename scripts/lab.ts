@@ -1,7 +1,10 @@
 // The lab command: npm run lab [up | down | status | scale svc=N ... | urls]
+// and the several-hosts lab: npm run lab -- cluster [up | down | status | scale svc=N ... | urls]
 // (scripts/lab.sh installs what is missing and builds images first.)
 
+import { clusterCommand } from "./lab/cluster/cli.ts";
 import { Lab } from "./lab/compose.ts";
+import { parseScale } from "./lab/scale-args.ts";
 import { readLabState } from "./lab/state.ts";
 import { formatStatus, joinStatus } from "./lab/status.ts";
 import { waitForInstances } from "./lab/wait.ts";
@@ -48,17 +51,6 @@ async function waitRouted(services: string[]) {
   }
 }
 
-function parseScale(args: string[]): Record<string, number> {
-  const scale: Record<string, number> = {};
-  for (const a of args) {
-    const m = /^([a-z0-9_-]+)=(\d+)$/.exec(a);
-    if (!m) throw new Error(`"${a}" is not service=count, e.g. web=5`);
-    scale[m[1]!] = Number(m[2]);
-  }
-  if (Object.keys(scale).length === 0) throw new Error("say what to scale, e.g. npm run lab scale web=5");
-  return scale;
-}
-
 const [command = "up", ...rest] = process.argv.slice(2);
 try {
   switch (command) {
@@ -87,8 +79,11 @@ try {
     case "urls":
       await printUrls();
       break;
+    case "cluster":
+      process.exitCode = await clusterCommand(rest);
+      break;
     default:
-      console.error(`unknown command "${command}"; use up, down, status, scale svc=N, urls`);
+      console.error(`unknown command "${command}"; use up, down, status, scale svc=N, urls, cluster …`);
       process.exitCode = 2;
   }
 } catch (err) {
