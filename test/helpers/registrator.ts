@@ -66,8 +66,7 @@ export async function startTestRegistrator(
   });
   const r = await startRegistrator({
     docker:
-      o.docker ??
-      new DockerodeSource(o.dockerSocket ? new Docker({ socketPath: o.dockerSocket }) : docker),
+      o.docker ?? new DockerodeSource(o.dockerSocket ? new Docker({ socketPath: o.dockerSocket }) : docker),
     registry: new ConsulRegistry(consul, { requestTimeoutMs: 2000 }),
     log,
     identity: o.identity ?? `test-${o.run}`,
