@@ -421,7 +421,7 @@ describe("edge: templater + nginx against Consul", { timeout: 300_000 }, () => {
     assert.match(readlinkSync(path.join(output, "current")), /^generations\/[0-9a-f]{16}$/);
   });
 
-  it("holds the same number of connections to Consul with 10 services as with 500", async () => {
+  it("holds the same bound of connections to Consul with 10 services as with 500", async () => {
     const held = async () => {
       const r = await edge.exec(["sh", "-c", "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null"]);
       return establishedIn(r.output, 8500);
@@ -457,8 +457,14 @@ describe("edge: templater + nginx against Consul", { timeout: 300_000 }, () => {
     const few = await mostHeld();
     await addBulk(10, 500);
     const many = await mostHeld();
+    // Constant, not per service: the same bound holds at 10 and at 500 services (a watch per
+    // service, consul-template's model, would hold ~500). How many of the few pooled sockets are
+    // open at one look varies by one or two with timing, so the bound is asserted, not equality.
     assert.ok(few >= 1 && few <= maxConsulSockets, `${few} connections to Consul with 10 services`);
-    assert.equal(many, few, `connections to Consul: ${few} with 10 services, ${many} with 500`);
+    assert.ok(
+      many >= 1 && many <= maxConsulSockets,
+      `connections to Consul: ${few} with 10 services, ${many} with 500 (at most ${maxConsulSockets})`,
+    );
   });
 
   it("keeps serving while Consul is down, and follows changes again once it is back, without a restart", async () => {
