@@ -47,11 +47,14 @@ function M.access(name)
   return ngx.exit(503)
 end
 
-local function pick(peers, tried, skip_down)
+-- skip_down: also skip peers any worker saw fail lately, and peers on a host (address) that
+-- failed during this request: a host that vanished takes all its instances with it, and in
+-- published mode they share its address, so a retry goes to another host first.
+local function pick(peers, tried, skip_down, failed_hosts)
   local best, total = nil, 0
   for i = 1, #peers do
     local p = peers[i]
-    if not tried[p.key] and not (skip_down and shared:get("d:" .. p.key)) then
+    if not tried[p.key] and not (skip_down and (failed_hosts[p.host] or shared:get("d:" .. p.key))) then
       p.cw = p.cw + p.weight
       total = total + p.weight
       if not best or p.cw > best.cw then best = p end
@@ -66,21 +69,26 @@ function M.balance(name)
   local c = current(name)
   if not c or #c.peers == 0 then return ngx.exit(503) end
   local tried = ctx.dockside_tried
+  local failed_hosts = ctx.dockside_failed_hosts
   if not tried then
     tried = {}
+    failed_hosts = {}
     ctx.dockside_tried = tried
+    ctx.dockside_failed_hosts = failed_hosts
     local more = math.min(#c.peers - 1, 2)
     if more > 0 then balancer.set_more_tries(more) end
   else
     local state = balancer.get_last_failure()
     if state == "failed" and ctx.dockside_last then
       shared:set("d:" .. ctx.dockside_last, true, down_for)
+      if ctx.dockside_last_host then failed_hosts[ctx.dockside_last_host] = true end
     end
   end
-  local p = pick(c.peers, tried, true) or pick(c.peers, tried, false)
+  local p = pick(c.peers, tried, true, failed_hosts) or pick(c.peers, tried, false, failed_hosts)
   if not p then return ngx.exit(502) end
   tried[p.key] = true
   ctx.dockside_last = p.key
+  ctx.dockside_last_host = p.host
   local ok, err = balancer.set_current_peer(p.host, p.port)
   if not ok then
     ngx.log(ngx.ERR, "dockside: cannot use peer ", p.key, ": ", err)
