@@ -451,8 +451,13 @@ describe("edge: templater + nginx against Consul", { timeout: 300_000 }, () => {
     const few = await mostHeld();
     await addBulk(10, 500);
     const many = await mostHeld();
-    assert.ok(few >= 1 && few <= maxConsulSockets, `${few} connections to Consul with 10 services`);
-    assert.equal(many, few, `connections to Consul: ${few} with 10 services, ${many} with 500`);
+    // The same bound at both sizes: 2 long polls plus a pool for per-node reads that holds
+    // 0–4 sockets depending on timing (5 and 6 were both seen), never one per service.
+    for (const [n, held] of [
+      [10, few],
+      [500, many],
+    ] as const)
+      assert.ok(held >= 2 && held <= maxConsulSockets, `${held} connections to Consul with ${n} services`);
   });
 
   it("keeps serving while Consul is down, and follows changes again once it is back, without a restart", async () => {
