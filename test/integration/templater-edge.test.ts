@@ -457,14 +457,13 @@ describe("edge: templater + nginx against Consul", { timeout: 300_000 }, () => {
     const few = await mostHeld();
     await addBulk(10, 500);
     const many = await mostHeld();
-    // Constant, not per service: the same bound holds at 10 and at 500 services (a watch per
-    // service, consul-template's model, would hold ~500). How many of the few pooled sockets are
-    // open at one look varies by one or two with timing, so the bound is asserted, not equality.
-    assert.ok(few >= 1 && few <= maxConsulSockets, `${few} connections to Consul with 10 services`);
-    assert.ok(
-      many >= 1 && many <= maxConsulSockets,
-      `connections to Consul: ${few} with 10 services, ${many} with 500 (at most ${maxConsulSockets})`,
-    );
+    // The same bound at both sizes: 2 long polls plus a pool for per-node reads that holds
+    // 0–4 sockets depending on timing (5 and 6 were both seen), never one per service.
+    for (const [n, held] of [
+      [10, few],
+      [500, many],
+    ] as const)
+      assert.ok(held >= 2 && held <= maxConsulSockets, `${held} connections to Consul with ${n} services`);
   });
 
   it("keeps serving while Consul is down, and follows changes again once it is back, without a restart", async () => {

@@ -156,8 +156,13 @@ describe("templater modes", { timeout: 300_000 }, () => {
   describe("exec mode", () => {
     it("after a restart, serves the last applied config even while Consul is unreachable", async () => {
       const edge = await startEdge(scope, { network, consulAddr: "127.0.0.1:1", outputDir: onceOutput });
-      const res = await fetch(`${edge.url}/web/`, { headers: { connection: "close" } });
-      assert.equal((await res.text()).trim(), workload.name);
+      // The ops port answers a moment before nginx's published port does on a busy engine.
+      const body = await waitFor(
+        async () =>
+          (await (await fetch(`${edge.url}/web/`, { headers: { connection: "close" } })).text()).trim(),
+        { what: "nginx to answer", timeoutMs: 10_000 },
+      );
+      assert.equal(body, workload.name);
       assert.equal(await edge.metric("templater_consul_up"), 0);
     });
 
@@ -208,6 +213,15 @@ describe("templater modes", { timeout: 300_000 }, () => {
       await register("cmd-2", "cmd", ip);
       await waitFor(async () => (await edge.metric("templater_reloads_total", { result: "failed" })) === 1, {
         what: "the failed reload",
+      });
+      // The failure is counted before the previous config is put back on disk; the reload of the
+      // previous config comes after that (and fails too here, the command still failing).
+      const afterRestore = [
+        "nginx serves the previous config again",
+        "could not reload nginx with the previous config",
+      ];
+      await waitFor(async () => (await edge.logLines()).some((l) => afterRestore.includes(String(l.msg))), {
+        what: "the previous config put back and reloaded",
       });
       assert.equal(readlinkSync(path.join(out, "current")), link, "the previous config is live again");
       assert.equal(readdirSync(path.join(out, "generations")).length, 2, "the failed generation is removed");
