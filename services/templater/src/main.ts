@@ -132,6 +132,8 @@ async function main(): Promise<void> {
     metrics,
     log,
   });
+  /** Started with a config applied before (a restart): it serves while Consul is asked. */
+  const restored = store?.liveId != null;
   const templatesOk = await manager.loadTemplates();
   if (settings.once && !templatesOk) {
     log.error("--once: a template does not compile; nothing applied");
@@ -220,7 +222,8 @@ async function main(): Promise<void> {
         const serving = supervisor ? supervisor.running : m.liveId !== null;
         return {
           // Serving a stand-in (Consul never read) is not healthy: nothing is routed.
-          ok: serving && !manager.standInLive,
+          // Healthy once Consul was read (or after a restart with the last applied config).
+          ok: serving && !manager.standInLive && (reach.everOk || restored),
           generation: m.liveId,
           consul: reach.up,
           consulState: reach.state,
