@@ -133,7 +133,7 @@ async function main(): Promise<void> {
     log,
   });
   /** Started with a config applied before (a restart): it serves while Consul is asked. */
-  const restored = store?.liveId != null;
+  const restored = (store?.liveId ?? null) !== null;
   const templatesOk = await manager.loadTemplates();
   if (settings.once && !templatesOk) {
     log.error("--once: a template does not compile; nothing applied");
