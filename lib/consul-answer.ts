@@ -175,6 +175,8 @@ export class ConsulTrust {
     return this.#everOk;
   }
   #everOk = false;
+  /** Reasons already logged while the current problem kind lasts. */
+  #reasons = new Set<string>();
 
   ok(): void {
     this.#everOk = true;
@@ -191,11 +193,16 @@ export class ConsulTrust {
     const p = problemOf(err);
     this.#onProblem?.(p.kind);
     if (this.#state.kind === p.kind) {
-      // One line per kind while unreachable (the errno may vary); per message otherwise.
-      if (p.kind === "unreachable") this.#state = { ...this.#state, message: p.message };
-      if (p.kind === "unreachable" || this.#state.message === p.message) return;
+      // One line per kind while unreachable (the errno may vary); otherwise one per reason while
+      // the kind lasts, so two reads failing for two reasons do not alternate lines forever.
+      const seen = this.#reasons.has(p.message);
+      this.#reasons.add(p.message);
+      this.#state = { ...this.#state, message: p.message };
+      if (p.kind === "unreachable" || seen) return;
+    } else {
+      this.#reasons = new Set([p.message]);
+      this.#set({ kind: p.kind, message: p.message, since: new Date().toISOString() });
     }
-    this.#set({ kind: p.kind, message: p.message, since: new Date().toISOString() });
     const fields = { problem: p.kind, reason: p.message, retryInMs };
     if (p.kind === "unreachable") this.#log.warn(problemLines[p.kind], fields);
     else this.#log.error(problemLines[p.kind], fields);

@@ -44,56 +44,40 @@ export const policies = {
   registrator: 'service_prefix "" { policy = "write" }\n',
 };
 
-export async function startSecureConsul(
-  scope: Scope,
-  opts: { network: TestNetwork; alias?: string; tls?: boolean },
-): Promise<SecureConsul> {
-  await requireDocker();
-  const managementToken = "00000000-0000-4000-8000-0000000000aa";
-  const alias = opts.alias ?? "consul";
-  const hcl = [
-    `acl { enabled = true default_policy = "deny" down_policy = "extend-cache" tokens { master = "${managementToken}" agent = "${managementToken}" } }`,
-    ...(opts.tls
-      ? [
-          "ports { https = 8501 }",
-          'ca_file = "/tmp/tls/consul-agent-ca.pem"',
-          'cert_file = "/tmp/tls/dc1-server-consul-0.pem"',
-          'key_file = "/tmp/tls/dc1-server-consul-0-key.pem"',
-          "verify_incoming_https = false",
-        ]
-      : []),
-  ];
-  const agent = [
-    "consul",
-    "agent",
-    "-dev",
-    "-client",
-    "0.0.0.0",
-    "-log-level",
-    "warn",
-    ...hcl.flatMap((h) => ["-hcl", h]),
-  ];
-  const quoted = agent.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(" ");
-  const script = opts.tls
-    ? `mkdir -p /tmp/tls && cd /tmp/tls && consul tls ca create >/dev/null && consul tls cert create -server -dc dc1 >/dev/null && exec ${quoted}`
-    : `exec ${quoted}`;
-  const container = await new GenericContainer(images().consul)
-    .withEntrypoint(["sh", "-c"])
-    .withCommand([script])
-    .withExposedPorts(8500)
-    .withLabels({ [testLabel]: "1" })
-    .withNetworkMode(opts.network.name)
-    .withNetworkAliases(alias)
-    .withWaitStrategy(
-      Wait.forHttp("/v1/status/leader", 8500).forResponsePredicate((body) => /"\S+:\d+"/.test(body)),
-    )
-    .withStartupTimeout(60_000)
-    .start();
-  scope.defer("secure consul container", () =>
-    container.stop({ timeout: 1, remove: true, removeVolumes: true }),
-  );
-  const url = `http://${container.getHost()}:${container.getMappedPort(8500)}`;
+/** The ACL API calls tests need, against any agent (a dev agent, or a server of a cluster). */
+export interface ConsulAcl {
+  api: SecureConsul["api"];
+  tokenWith: SecureConsul["tokenWith"];
+  setRules: SecureConsul["setRules"];
+}
 
+/** ACL stanza for an agent's configuration (-hcl), with `token` as management and agent token. */
+export function aclHcl(token: string): string {
+  return `acl { enabled = true default_policy = "deny" down_policy = "extend-cache" tokens { master = "${token}" agent = "${token}" } }`;
+}
+
+/**
+ * Shell commands that make a CA and a server certificate in `dir` with Consul's own tool (run
+ * inside a Consul container), and the HCL that serves HTTPS on 8501 with them.
+ */
+export function tlsSetup(
+  dir = "/tmp/tls",
+  dc = "dc1",
+): { script: string; hcl: string[]; serverName: string } {
+  return {
+    script: `mkdir -p ${dir} && cd ${dir} && consul tls ca create >/dev/null && consul tls cert create -server -dc ${dc} >/dev/null`,
+    hcl: [
+      "ports { https = 8501 }",
+      `ca_file = "${dir}/consul-agent-ca.pem"`,
+      `cert_file = "${dir}/${dc}-server-consul-0.pem"`,
+      `key_file = "${dir}/${dc}-server-consul-0-key.pem"`,
+      "verify_incoming_https = false",
+    ],
+    serverName: `server.${dc}.consul`,
+  };
+}
+
+export function consulAcl(url: string, managementToken: string): ConsulAcl {
   const api: SecureConsul["api"] = (method, path, body, token = managementToken) =>
     new Promise((resolve, reject) => {
       const req = http.request(
@@ -124,6 +108,61 @@ export async function startSecureConsul(
     return r.body as Record<string, unknown>;
   };
 
+  return {
+    api,
+    async tokenWith(name, rules) {
+      const policy = await must("PUT", "/v1/acl/policy", { Name: name, Rules: rules });
+      const token = await must("PUT", "/v1/acl/token", {
+        Description: name,
+        Policies: [{ ID: policy.ID }],
+      });
+      return { secret: String(token.SecretID), policyId: String(policy.ID) };
+    },
+    async setRules(policyId, name, rules) {
+      await must("PUT", `/v1/acl/policy/${policyId}`, { Name: name, Rules: rules });
+    },
+  };
+}
+
+export async function startSecureConsul(
+  scope: Scope,
+  opts: { network: TestNetwork; alias?: string; tls?: boolean },
+): Promise<SecureConsul> {
+  await requireDocker();
+  const managementToken = "00000000-0000-4000-8000-0000000000aa";
+  const alias = opts.alias ?? "consul";
+  const tls = tlsSetup();
+  const hcl = [aclHcl(managementToken), ...(opts.tls ? tls.hcl : [])];
+  const agent = [
+    "consul",
+    "agent",
+    "-dev",
+    "-client",
+    "0.0.0.0",
+    "-log-level",
+    "warn",
+    ...hcl.flatMap((h) => ["-hcl", h]),
+  ];
+  const quoted = agent.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(" ");
+  const script = opts.tls ? `${tls.script} && exec ${quoted}` : `exec ${quoted}`;
+  const container = await new GenericContainer(images().consul)
+    .withEntrypoint(["sh", "-c"])
+    .withCommand([script])
+    .withExposedPorts(8500)
+    .withLabels({ [testLabel]: "1" })
+    .withNetworkMode(opts.network.name)
+    .withNetworkAliases(alias)
+    .withWaitStrategy(
+      Wait.forHttp("/v1/status/leader", 8500).forResponsePredicate((body) => /"\S+:\d+"/.test(body)),
+    )
+    .withStartupTimeout(60_000)
+    .start();
+  scope.defer("secure consul container", () =>
+    container.stop({ timeout: 1, remove: true, removeVolumes: true }),
+  );
+  const url = `http://${container.getHost()}:${container.getMappedPort(8500)}`;
+
+  const acl = consulAcl(url, managementToken);
   let caPem: string | undefined;
   if (opts.tls) {
     const out = await container.exec(["cat", "/tmp/tls/consul-agent-ca.pem"]);
@@ -138,18 +177,7 @@ export async function startSecureConsul(
     internalAddr: `${alias}:8500`,
     internalHttpsAddr: opts.tls ? `https://${alias}:8501` : undefined,
     caPem,
-    serverName: opts.tls ? "server.dc1.consul" : undefined,
-    api,
-    async tokenWith(name, rules) {
-      const policy = await must("PUT", "/v1/acl/policy", { Name: name, Rules: rules });
-      const token = await must("PUT", "/v1/acl/token", {
-        Description: name,
-        Policies: [{ ID: policy.ID }],
-      });
-      return { secret: String(token.SecretID), policyId: String(policy.ID) };
-    },
-    async setRules(policyId, name, rules) {
-      await must("PUT", `/v1/acl/policy/${policyId}`, { Name: name, Rules: rules });
-    },
+    serverName: opts.tls ? tls.serverName : undefined,
+    ...acl,
   };
 }

@@ -59,7 +59,18 @@ describe("edge behind a misbehaving Consul", { timeout: 300_000 }, () => {
     await waitFor(async () => (await upstream("web")).length === 3, { what: "3 web servers routed" });
     load = startLoad({ url: `${edge.url}/web/`, rate: 40, connections: 8, durationMs: 240_000 });
     scope.defer("load", () => load.stop());
+    // What an ordinary change costs on this machine now (quiescence, render, nginx -t, reload):
+    // the 5 s bound is on staleness from the read side, on top of that.
+    const t0 = Date.now();
+    await register("baseline", "baseline", ips[0]!);
+    await waitFor(async () => (await upstream("baseline")).length === 1, {
+      what: "baseline routed",
+      intervalMs: 100,
+    });
+    applyMs = Date.now() - t0;
+    console.log(`# an ordinary change went live in ${applyMs} ms`);
   });
+  let applyMs = 0;
 
   const faults: [Fault, string][] = [
     ["empty", "malformed"],
@@ -97,7 +108,10 @@ describe("edge behind a misbehaving Consul", { timeout: 300_000 }, () => {
       });
       const recoveredMs = Date.now() - ended;
       await waitFor(async () => (await health()).consulState.kind === "ok", { what: "/health ok again" });
-      assert.ok(recoveredMs <= 5_000, `recovered in ${recoveredMs} ms (bound 5 s)`);
+      assert.ok(
+        recoveredMs <= 5_000 + applyMs,
+        `recovered in ${recoveredMs} ms (bound: 5 s + ${applyMs} ms for an ordinary change)`,
+      );
       assert.equal((await upstream("web")).length, 3);
       console.log(`# ${fault}: change routed ${recoveredMs} ms after the fault ended`);
     });

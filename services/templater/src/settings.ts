@@ -247,7 +247,7 @@ export const templaterSettings = {
   consulRetryMax: {
     flag: "consul-retry-max",
     env: "TEMPLATER_CONSUL_RETRY_MAX",
-    default: 2_000,
+    default: 1_000,
     help: "longest pause between retries while Consul is unreachable or its answers cannot be used (backoff starts at 250ms)",
     parse: parsers.duration({ minMs: 250, maxMs: 600_000 }),
   } satisfies Setting<number>,
@@ -308,7 +308,7 @@ export const displayDefaults = {
   confirmTimeout: "10s",
   consulWait: "60s",
   consulMinInterval: "50ms",
-  consulRetryMax: "2s",
+  consulRetryMax: "1s",
   onceTimeout: "30s",
 };
 

@@ -210,6 +210,8 @@ export async function startTemplater(o: TemplaterOptions): Promise<Templater> {
     metrics,
     log,
   });
+  /** Started with a config applied before (a restart): it serves while Consul is asked. */
+  const restored = (store?.liveId ?? null) !== null;
   const templatesOk = await manager.loadTemplates();
   if (settings.once && !templatesOk) {
     await close();
@@ -270,7 +272,8 @@ export async function startTemplater(o: TemplaterOptions): Promise<Templater> {
         const degraded = manager.degraded();
         return {
           // Serving a stand-in (Consul never read) is not healthy: nothing is routed.
-          ok: serving && !manager.standInLive,
+          // Healthy once Consul was read (or after a restart with the last applied config).
+          ok: serving && !manager.standInLive && (reach.everOk || restored),
           // ok: serving; degraded: serving, but the last apply failed or a template is broken (why: in `degraded`)
           state: !serving ? "down" : degraded.length ? "degraded" : "ok",
           degraded,

@@ -267,8 +267,8 @@ export class ConsulCatalogWatcher {
     }
     // Checks read after the instances: an instance is never joined with checks older than itself.
     const checks = await track("health/state/any", api.checks({ index: 0, waitMs: 0 }, signal));
+    this.#acceptChecks(checks.body, checks.index); // throws on checks it cannot trust: nothing kept
     this.#nodes = read.sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
-    this.#acceptChecks(checks.body, checks.index);
     this.#catalogFailing = false;
     this.#succeeded(seq);
   }
