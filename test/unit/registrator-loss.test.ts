@@ -7,22 +7,27 @@ const answer = (index: number, ids: string[] | null) => ({ index, ids: ids && ne
 
 describe("registry loss", () => {
   it("the index going backwards is a loss, whatever the node holds", () => {
-    assert.match(registryLoss(120, answer(7, ["a"]), ["a"]) ?? "", /went backwards \(120 → 7\)/);
-    assert.match(registryLoss(120, answer(7, []), []) ?? "", /backwards/);
+    assert.match(
+      registryLoss(answer(120, ["a"]), answer(7, ["a"]), ["a"]) ?? "",
+      /went backwards \(120 → 7\)/,
+    );
+    assert.match(registryLoss(answer(120, []), answer(7, []), []) ?? "", /backwards/);
   });
 
   it("a held registration missing from the node is a loss, and is named", () => {
-    const why = registryLoss(5, answer(9, ["a"]), ["a", "b", "c", "d", "e"]);
+    const why = registryLoss(answer(5, ["a"]), answer(9, ["a"]), ["a", "b", "c", "d", "e"]);
     assert.match(why ?? "", /^4 of 5 registrations missing from this node \(b, c, d and 1 more\)$/);
   });
 
-  it("an unknown node is a loss only when something is held there", () => {
+  it("an unknown node is a loss when something is held there, and only when it was known before", () => {
     assert.match(registryLoss(undefined, answer(3, null), ["a"]) ?? "", /not in the Consul catalog/);
+    assert.match(registryLoss(answer(2, ["a"]), answer(3, null), ["a"]) ?? "", /not in the Consul catalog/);
+    assert.equal(registryLoss(answer(2, null), answer(3, null), ["a"]), undefined, "still unknown: no news");
     assert.equal(registryLoss(undefined, answer(3, null), []), undefined);
   });
 
   it("more in the catalog than held (others' services, a deregistration not yet seen) is no loss", () => {
-    assert.equal(registryLoss(5, answer(6, ["a", "b", "foreign"]), ["a"]), undefined);
+    assert.equal(registryLoss(answer(5, ["a"]), answer(6, ["a", "b", "foreign"]), ["a"]), undefined);
     assert.equal(registryLoss(undefined, answer(6, ["a"]), ["a"]), undefined);
   });
 

@@ -18,7 +18,7 @@ import { hostPort } from "../../../lib/host-port.ts";
 import { describeError, type Logger } from "../../../lib/log.ts";
 import { Reachability } from "../../../lib/state-change.ts";
 import { classifyEvent, type DockerEvent } from "./core/events.ts";
-import { nextIndex, registryLoss } from "./core/loss.ts";
+import { nextIndex, registryLoss, type NodeServices } from "./core/loss.ts";
 import { sinceNanos, sinceOf, undelivered } from "./core/stall.ts";
 import { containerInstances, type Mapping } from "./core/instances.ts";
 import { afterRegistration, planChanges, resolveClaims, type Op, type Rejected } from "./core/plan.ts";
@@ -348,18 +348,18 @@ export class Reconciler {
     const { waitMs, retryMaxMs } = this.#o.lossWatch;
     const backoff = new Backoff({ initialMs: Math.min(100, retryMaxMs), maxMs: retryMaxMs });
     await Promise.race([this.#loaded.promise, sleep(2000, signal)]);
-    let index: number | undefined;
+    let previous: NodeServices | undefined;
     let failing = false;
     let lossWatchDenied = false;
     while (!signal.aborted) {
       try {
-        const answer = await registry.nodeServices(index ?? 0, waitMs, signal);
+        const answer = await registry.nodeServices(previous ? nextIndex(previous) : 0, waitMs, signal);
         const reason = failing
           ? "the Consul agent answers again"
-          : registryLoss(index, answer, this.#ledger.heldSince(Date.now() - catalogLagMs));
+          : registryLoss(previous, answer, this.#ledger.heldSince(Date.now() - catalogLagMs));
         failing = false;
         backoff.reset();
-        index = nextIndex(answer);
+        previous = answer;
         if (reason) {
           this.#m.restores.inc();
           this.#log.info("checking Consul's registrations now", { reason });
@@ -368,7 +368,7 @@ export class Reconciler {
       } catch (err) {
         if (signal.aborted) return;
         failing = true;
-        index = undefined;
+        previous = undefined;
         // Not permitted (the token lacks agent:read or node:read): ask again once per resync, say so once.
         const denied = deniedIn(err);
         const delay = denied ? this.#o.resyncMs : backoff.next();

@@ -10,19 +10,25 @@ export interface NodeServices {
 
 /**
  * Why the registrations look lost, or undefined when they do not: the index went
- * backwards (a Consul that restarted empty), the node is unknown, or a registration
- * held by this registrator is missing from the node.
+ * backwards since the previous answer (a Consul that restarted empty), the node became
+ * unknown, or a registration held by this registrator is missing from the node.
  */
 export function registryLoss(
-  previousIndex: number | undefined,
+  previous: NodeServices | undefined,
   answer: NodeServices,
   held: readonly string[],
 ): string | undefined {
-  if (previousIndex !== undefined && answer.index < previousIndex) {
-    return `the Consul index went backwards (${previousIndex} → ${answer.index})`;
+  if (previous !== undefined && answer.index < previous.index) {
+    return `the Consul index went backwards (${previous.index} → ${answer.index})`;
   }
   if (held.length === 0) return undefined;
-  if (answer.ids === null) return "this node is not in the Consul catalog";
+  // Unknown node: a loss when it was known before. A node that stays unknown (a token that may
+  // not read it) would otherwise start a full sync on every answer.
+  if (answer.ids === null) {
+    return previous === undefined || previous.ids !== null
+      ? "this node is not in the Consul catalog"
+      : undefined;
+  }
   const missing = held.filter((id) => !answer.ids!.has(id));
   if (missing.length === 0) return undefined;
   const shown =
