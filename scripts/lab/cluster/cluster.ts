@@ -167,8 +167,8 @@ export class ClusterLab {
       `${this.plan.label}=${this.plan.prefix}`,
       "--label",
       `${this.plan.label}.role=${role}`,
-      "--label",
-      "dockside.test=1",
+      // Tests' and benchmarks' clusters are swept after a killed run (scripts/sweep.sh); the lab is not.
+      ...(this.plan.prefix === clusterPlan().prefix ? [] : ["--label", "dockside.test=1"]),
     ];
   }
 
