@@ -75,6 +75,7 @@ describe("cluster: Docker Swarm road", { timeout: 600_000 }, () => {
       await sleep(3000);
     } finally {
       const r = await load.stop();
+      console.log(`# sweb scaled 3 → 9 → 3: ${r.sent} GETs, ${r.failed} failed`);
       assert.ok(r.ok > 100, `the load ran (${r.ok} ok)`);
       assert.equal(
         r.failed,

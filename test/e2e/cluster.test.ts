@@ -7,6 +7,7 @@
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { execa } from "execa";
 import { ClusterLab, docker } from "../../scripts/lab/cluster/cluster.ts";
 import { routedByNginx } from "../../scripts/lab/state.ts";
 import { waitForInstances } from "../../scripts/lab/wait.ts";
@@ -46,12 +47,23 @@ async function waitFor<T>(
   );
 }
 
+/** Every web registration Consul holds: "node/id", sorted. */
+async function webRegistrations(): Promise<string[]> {
+  const api = await lab.api();
+  const token = await lab.managementToken();
+  const entries = await api.request<{ Node: string; ServiceID: string }[]>("GET", "/v1/catalog/service/web", {
+    token,
+  });
+  return entries.map((e) => `${e.Node}/${e.ServiceID}`).sort();
+}
+
 function webLoad(): Load {
   // ~60 req/s over keep-alive connections, bounded: it stops by itself after 3 minutes.
   return startLoad({ url: `${lab.edgeUrl()}/web/`, rate: 60, durationMs: 180_000, connections: 8 });
 }
 
 function assertNoFailures(r: LoadResult, what: string): void {
+  console.log(`# ${what}: ${r.sent} GETs, ${r.failed} failed`);
   assert.ok(r.ok > 100, `${what}: the load ran (${r.ok} ok)`);
   assert.equal(
     r.failed,
@@ -60,7 +72,7 @@ function assertNoFailures(r: LoadResult, what: string): void {
   );
 }
 
-async function allWebRouted(timeoutMs = 60_000): Promise<void> {
+async function allWebRouted(timeoutMs = 120_000): Promise<void> {
   await waitForInstances(
     `${lab.edgeUrl()}/web/`,
     async () => (await lab.instances("web")).filter((c) => c.state === "running").map((c) => c.id),
@@ -213,7 +225,7 @@ describe("cluster: 3 Consul servers, 3 Docker hosts, one edge", { timeout: 600_0
         Policies: [{ Name: "read-only-test" }],
       },
     });
-    const routedBefore = (await routedWeb()).sort();
+    const heldBefore = await webRegistrations();
     await lab.startRegistrator("host-2", { token: weak.SecretID });
     try {
       // A new instance on host-2 that this registrator cannot register.
@@ -225,10 +237,77 @@ describe("cluster: 3 Consul servers, 3 Docker hosts, one edge", { timeout: 600_0
       });
       console.log(`# registrator with a read-only token logged: ${lines[0]}`);
       assert.match(lines[0]!, /token|ACL|service:write|permission/i);
-      // Nothing else touched: every instance routed before still is; the new one is not.
-      assert.deepEqual((await routedWeb()).sort(), routedBefore);
+      // Nothing else touched: every registration Consul held before it still holds, no other
+      // appeared (the new instance could not be registered).
+      assert.deepEqual(await webRegistrations(), heldBefore);
     } finally {
       await lab.hostDocker("host-2", ["rm", "-f", "web-900"], { reject: false });
+      await lab.startRegistrator("host-2");
+    }
+    await allWebRouted();
+  });
+
+  test("a registrator that does not trust the agent's certificate (wrong CA): clear log line, retries, nothing touched", async () => {
+    const heldBefore = await webRegistrations();
+    // A CA of its own that signed nothing here.
+    const ca = await execa("openssl", [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-keyout",
+      "/dev/null",
+      "-subj",
+      "/CN=not the cluster CA",
+      "-days",
+      "1",
+    ]);
+    await docker(
+      [
+        "exec",
+        "-i",
+        lab.plan.hosts[1]!.container,
+        "sh",
+        "-c",
+        "mkdir -p /tmp/wrong-ca && cat > /tmp/wrong-ca/ca.pem",
+      ],
+      {
+        input: ca.stdout,
+      },
+    );
+    await lab.startRegistrator("host-2", {
+      mounts: ["/tmp/wrong-ca:/wrong-ca:ro"],
+      env: { CONSUL_CACERT: "/wrong-ca/ca.pem" },
+    });
+    try {
+      const lines = await waitFor("a TLS log line", 60_000, async () => {
+        const logs = (await lab.hostDocker("host-2", ["logs", "registrator"])).all;
+        const bad = logs.split("\n").filter((l) => /certificate|issuer|self.signed/i.test(l));
+        return bad.length >= 1 ? bad : undefined;
+      });
+      console.log(`# registrator with a wrong CA logged: ${lines[0]}`);
+      // It logs a problem once per change; that it keeps retrying shows in its error counter.
+      const errors = async () => {
+        const res = await fetch(`http://${lab.plan.hosts[1]!.ip}:9101/metrics`, {
+          signal: AbortSignal.timeout(3000),
+        });
+        const text = await res.text();
+        return [...text.matchAll(/^registrator_errors_total\{[^}]*\} (\d+)/gm)].reduce(
+          (a, m) => a + Number(m[1]),
+          0,
+        );
+      };
+      const first = await errors();
+      const later = await waitFor("more failed attempts", 30_000, async () => {
+        const n = await errors();
+        return n > first ? n : undefined;
+      });
+      console.log(`# registrator with a wrong CA: errors_total ${first} → ${later} (retrying)`);
+      assert.deepEqual(await webRegistrations(), heldBefore);
+    } finally {
       await lab.startRegistrator("host-2");
     }
     await allWebRouted();

@@ -167,8 +167,8 @@ export class ClusterLab {
       `${this.plan.label}=${this.plan.prefix}`,
       "--label",
       `${this.plan.label}.role=${role}`,
-      "--label",
-      "dockside.test=1",
+      // Tests' and benchmarks' clusters are swept after a killed run (scripts/sweep.sh); the lab is not.
+      ...(this.plan.prefix === clusterPlan().prefix ? [] : ["--label", "dockside.test=1"]),
     ];
   }
 
@@ -474,7 +474,10 @@ export class ClusterLab {
   }
 
   /** (Re)creates a host's registrator, with its own token unless `token` says otherwise. */
-  async startRegistrator(host: string, opts: { token?: string } = {}): Promise<void> {
+  async startRegistrator(
+    host: string,
+    opts: { token?: string; env?: Record<string, string>; mounts?: string[] } = {},
+  ): Promise<void> {
     const h = this.#host(host);
     const f = await this.files();
     const token = opts.token ?? f.secrets.tokens[`registrator-${h.node}`]!;
@@ -488,6 +491,7 @@ export class ClusterLab {
       REGISTRATOR_IDENTITY: h.node,
       REGISTRATOR_LABEL_FILTER: workloadLabel,
       ...this.#opts.registratorEnv,
+      ...opts.env,
     };
     await this.hostDocker(host, [
       "run",
@@ -504,6 +508,7 @@ export class ClusterLab {
       "/var/run/docker.sock:/var/run/docker.sock:ro",
       "-v",
       `${hostTls}:${hostTls}:ro`,
+      ...(opts.mounts ?? []).flatMap((m) => ["-v", m]),
       ...Object.entries(env).flatMap(([k, v]) => ["-e", `${k}=${v}`]),
       this.images.registrator,
     ]);
@@ -656,6 +661,15 @@ export class ClusterLab {
       "DEMO_DRAIN_DELAY=4s",
       "-p",
       `${publishedPort(at.name)}:3000`,
+      // The image's health check (2 s timeout, no retry) turns instances critical whenever a probe
+      // process is slow to start, which on a busy machine is often; readiness for routing comes
+      // from SERVICE_READY_HTTP anyway.
+      "--health-interval",
+      "5s",
+      "--health-timeout",
+      "10s",
+      "--health-retries",
+      "3",
       this.images.demo,
     ]);
   }

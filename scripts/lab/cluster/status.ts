@@ -135,6 +135,7 @@ interface HealthState {
   Status: string;
 }
 interface CatalogService {
+  ServiceTags: string[] | null;
   Node: string;
   ServiceAddress: string;
   Address: string;
@@ -169,6 +170,9 @@ export async function readClusterState(lab: ClusterLab): Promise<ClusterState> {
       `/v1/catalog/service/${encodeURIComponent(service)}`,
       { token },
     )) {
+      // The plain road's edge routes the "http" tag; the Swarm road's services (tag "swarm",
+      // overlay addresses) are its own edge's business.
+      if (!(e.ServiceTags ?? []).includes("http")) continue;
       const mine = checks.filter(
         (c) => c.Node === e.Node && (c.ServiceID === e.ServiceID || c.CheckID === "serfHealth"),
       );
