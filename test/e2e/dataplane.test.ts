@@ -77,6 +77,18 @@ describe("dynamic upstreams in the lab", { timeout: 1_200_000 }, () => {
       `3 × (1→10→1) at 300 req/s, every 3rd a POST: sent ${r.sent}, ok ${r.ok}, failed ${r.failed}, ` +
         `statuses ${JSON.stringify(r.statuses)}, reloads ${afterState.reloads - before.reloads}; ${timings.join("; ")}`,
     );
+    if (r.failed > 0 && process.env.DOCKSIDE_TEST_DEBUG) {
+      for (const svc of ["registrator", "edge"]) {
+        const [c] = await lab.running(svc);
+        const logs = String(
+          await docker.getContainer(c!.id).logs({ stdout: true, stderr: true, timestamps: true }),
+        );
+        const lines = logs
+          .split("\n")
+          .filter((l) => /critical|warning|unhealthy|deregistered|not pushed|error/.test(l));
+        console.log(`--- ${svc}\n${lines.slice(0, 60).join("\n")}`);
+      }
+    }
     assert.ok(r.sent > 3000, `only ${r.sent} requests sent`);
     assert.ok(Object.keys(r.instances).length >= 10, "traffic reached the new instances");
     assert.equal(r.failed, 0, `failures: ${JSON.stringify(r.failures.slice(0, 10))}`);
