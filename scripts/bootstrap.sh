@@ -3,7 +3,12 @@
 # a Docker engine that answers, the Compose v2 CLI plugin, and Node 24 for the project.
 # Idempotent: every step checks first and prints one line, "ok" (skipped) or "did".
 # On a host where it cannot install (not Debian, not root) it prints what is missing and exits 1.
+#   bash scripts/bootstrap.sh          what the lab needs
+#   bash scripts/bootstrap.sh --test   and what the test suite needs besides (Debian's chromium,
+#                                      for the status page test, driven by playwright-core)
 set -euo pipefail
+for_tests=false
+[[ "${1:-}" == --test ]] && for_tests=true
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DOCKERD_LOG="${DOCKSIDE_DOCKERD_LOG:-/var/log/dockside-dockerd.log}"
@@ -130,6 +135,14 @@ ensure_node() {
   did "node $NODE_MAJOR" "installed project dependencies, node $("$local_node" --version)"
 }
 
+# --- a browser for the page test ------------------------------------------------
+ensure_chromium() {
+  if [[ -x /usr/bin/chromium ]]; then say "chromium" "ok ($(/usr/bin/chromium --version 2>/dev/null | head -1))"; return; fi
+  if ! can_install; then missing+=("chromium at /usr/bin/chromium (Debian: apt-get install chromium), for the status page test"); return; fi
+  apt_install chromium
+  did "chromium" "installed Debian's chromium ($(/usr/bin/chromium --version 2>/dev/null | head -1))"
+}
+
 if ! can_install; then
   reason="not root"; [[ -r /etc/debian_version ]] || reason="not a Debian host"
   say "host" "$reason: will only check, not install"
@@ -138,6 +151,7 @@ ensure_docker_cli
 command -v docker >/dev/null && ensure_docker_daemon
 command -v docker >/dev/null && docker_answers && ensure_compose
 ensure_node
+if $for_tests; then ensure_chromium; fi
 
 if (( ${#missing[@]} )); then
   echo "bootstrap: missing, and not installed here:" >&2

@@ -15,7 +15,7 @@ if [[ "$suite" == all ]]; then
   npm run --silent lint
 fi
 if [[ "$suite" != unit ]]; then
-  bash scripts/bootstrap.sh
+  bash scripts/bootstrap.sh --test
   node scripts/images.ts
   bash scripts/sweep.sh
   trap 'bash scripts/sweep.sh' EXIT
