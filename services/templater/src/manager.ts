@@ -24,6 +24,7 @@ import { RememberedServices } from "./core/remembered.ts";
 import { holdRouted, type Held } from "./core/hold.ts";
 import { buildView, type BuiltView, type Reject, type View, type ViewOptions } from "./core/view.ts";
 import type { Metrics } from "./metrics.ts";
+import { recorderFor } from "./outcomes.ts";
 
 export interface ManagerOptions {
   templates: readonly TemplateSpec[];
@@ -378,24 +379,21 @@ export class Manager {
       generation = { ...seal(files), routes: built.view.services.map((s) => s.name) };
     } catch (err) {
       const message = (err as Error).message;
-      metrics.renders.inc({ result: "failed" });
-      metrics.applyFailures.inc({ stage: "render" });
+      recorderFor(metrics).renderFailed();
       this.#lastError = { at: new Date().toISOString(), stage: "render", message };
       log.error("render failed; the live config stays", { error: message });
       return { result: "render-failed", message };
     }
     const renderMs = performance.now() - t0;
-    metrics.renderSeconds.observe(renderMs / 1000);
+    recorderFor(metrics).rendered(renderMs);
 
     const outcome = await applier.apply(generation);
     const applyMs = performance.now() - t0 - renderMs;
-    metrics.applySeconds.observe(applyMs / 1000);
+    recorderFor(metrics).run(outcome.result, applyMs, since);
     const now = new Date();
     switch (outcome.result) {
       case "unchanged":
         this.#standInLive = standIn;
-        metrics.renders.inc({ result: "unchanged" });
-        metrics.lastSuccess.set(now.getTime() / 1000);
         this.#liveView = built.view;
         this.#lastError = null;
         log.debug("render identical to the live config; nothing written, no reload", {
@@ -405,9 +403,6 @@ export class Manager {
       case "applied":
       case "dry":
         this.#standInLive = standIn;
-        metrics.renders.inc({ result: outcome.result });
-        metrics.lastSuccess.set(now.getTime() / 1000);
-        if (since !== undefined) metrics.changeToLiveSeconds.observe((Date.now() - since) / 1000);
         this.#liveView = built.view;
         this.#liveSince = now.toISOString();
         this.#lastError = null;
@@ -426,7 +421,6 @@ export class Manager {
         });
         break;
       case "failed":
-        metrics.renders.inc({ result: "rejected" });
         if (outcome.repeated) {
           log.debug("same render as the last one that failed; waiting for a change", {
             generation: generation.id,

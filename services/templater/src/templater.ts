@@ -27,6 +27,7 @@ import { buildStatus, renderStatusHtml } from "./core/status.ts";
 import { routesManifest } from "./core/render.ts";
 import { Manager } from "./manager.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
+import { recorderFor } from "./outcomes.ts";
 import { confirmUrlOf, controlUrlOf, type TemplaterSettings } from "./settings.ts";
 import { consulCatalogApi, maxConsulSockets, nodeReadConcurrency } from "./watch/consul-api.ts";
 import { ConsulCatalogWatcher } from "./watch/consul-watcher.ts";
@@ -112,14 +113,7 @@ export async function startTemplater(o: TemplaterOptions): Promise<Templater> {
         log: log.child({ component: "sets" }),
         isReady: () => (supervisor ? supervisor.running : !settings.once),
         persistPath: settings.dry ? undefined : `${settings.outputDir}/.dockside-sets.json`,
-        onPush: (outcome, since) => {
-          metrics.pushes.inc({ result: outcome.result });
-          metrics.pushSeconds.observe(outcome.ms / 1000);
-          if (outcome.result === "pushed") {
-            metrics.setsVersion.set(outcome.version ?? 0);
-            if (since !== undefined) metrics.instanceChangeToLiveSeconds.observe((Date.now() - since) / 1000);
-          }
-        },
+        onPush: (outcome, since) => recorderFor(metrics).push(outcome, since),
       })
     : undefined;
   if (control) cleanups.push(() => control.close());

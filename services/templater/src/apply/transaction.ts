@@ -6,6 +6,7 @@
 import type { Logger } from "../../../../lib/log.ts";
 import type { Generation } from "../core/render.ts";
 import type { Metrics } from "../metrics.ts";
+import { recorderFor } from "../outcomes.ts";
 import type { ConfigStore } from "./config-store.ts";
 import type { Reloader, Validator } from "./nginx.ts";
 
@@ -65,10 +66,9 @@ export class Transaction implements Applier {
 
   async #apply(generation: Generation): Promise<ApplyOutcome> {
     const { store, validator, reloader, metrics, log } = this.#o;
+    const record = recorderFor(metrics);
     const fail = (stage: ApplyStage, message: string): ApplyOutcome => {
-      metrics.applyFailures.inc({ stage });
-      if (stage === "validate") metrics.validationsFailed.inc();
-      if (stage === "reload") metrics.reloads.inc({ result: "failed" });
+      record.stepFailed(stage);
       log.error("config not applied; the live config stays", {
         stage,
         generation: generation.id,
@@ -89,7 +89,7 @@ export class Transaction implements Applier {
       .validate(staged.mainPath)
       .catch((err: Error) => ({ ok: false, output: err.message }));
     const validateMs = since(t0);
-    metrics.validateSeconds.observe(validateMs / 1000);
+    record.validated(validateMs);
     if (!check.ok) {
       await store.discard(staged).catch(() => {});
       return fail("validate", `nginx -t rejected the config: ${store.describePaths(check.output, staged)}`);
@@ -124,8 +124,7 @@ export class Transaction implements Applier {
       return outcome;
     }
     const reloadMs = since(t1);
-    metrics.reloadSeconds.observe(reloadMs / 1000);
-    metrics.reloads.inc({ result: "ok" });
+    record.reloaded(reloadMs);
     await store.prune().catch((err: Error) => log.warn("could not remove old generations", { err }));
     return { result: "applied", validateMs, reloadMs };
   }
