@@ -141,6 +141,12 @@ export class ClusterLab {
     return (await this.files()).secrets.managementToken;
   }
 
+  /** The group of a host's Docker socket: the registrator image runs as `node` and joins it. */
+  async socketGroup(host: string): Promise<string> {
+    const r = await docker(["exec", this.#host(host).container, "stat", "-c", "%g", "/var/run/docker.sock"]);
+    return r.stdout.trim();
+  }
+
   hostDocker(
     host: string,
     args: string[],
@@ -504,6 +510,14 @@ export class ClusterLab {
       "unless-stopped",
       "--label",
       "SERVICE_IGNORE=true",
+      // The image runs as `node`: reading the socket takes its group (no root, no capability).
+      "--group-add",
+      await this.socketGroup(host),
+      "--cap-drop",
+      "ALL",
+      "--read-only",
+      "--security-opt",
+      "no-new-privileges",
       "-v",
       "/var/run/docker.sock:/var/run/docker.sock:ro",
       "-v",

@@ -61,6 +61,9 @@ export class SwarmRoad {
       DOCKSIDE_DEMO_IMAGE: this.lab.images.demo,
       DOCKSIDE_EDGE_IMAGE: this.lab.images.edge,
       REGISTRATOR_TOKEN: secret,
+      // The registrator image runs as `node`; the socket's group lets it read Docker (engines of
+      // one image: the same gid on every node).
+      DOCKER_GID: await this.lab.socketGroup(first!.node),
       TEMPLATER_TOKEN: f.secrets.tokens.templater!,
       CONSUL_SERVER_ADDR: `https://${this.lab.plan.servers[0]!.ip}:8501`,
       EDGE_NODE: first!.node,
