@@ -14,4 +14,8 @@ c=$(docker ps -aq --filter label=dockside.test)
 [[ -n "$c" ]] && echo "sweep: removing $(echo "$c" | wc -l) leftover test container(s)" && echo "$c" | xargs docker rm -f -v >/dev/null
 n=$(docker network ls -q --filter label=dockside.test)
 [[ -n "$n" ]] && echo "$n" | xargs docker network rm >/dev/null 2>&1
+# The cluster tests' and benchmarks' Docker hosts keep their engines on named volumes
+# (dockside-cluster-test-*, dockside-cluster-bench-*; never the cluster lab's own).
+v=$(docker volume ls -q | grep -E '^dockside-cluster-(test|bench)' || true)
+[[ -n "$v" ]] && echo "$v" | xargs docker volume rm -f >/dev/null 2>&1
 exit 0
