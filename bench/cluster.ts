@@ -41,7 +41,7 @@ process.on("SIGINT", () => void teardown().then(() => process.exit(130)));
 
 const hostOf = (address: string) => lab.plan.hosts.find((h) => h.ip === address.split(":")[0])?.node;
 async function routed(service: string): Promise<string[]> {
-  return [...((await routedByNginx(lab.edgeUrl())).get(service) ?? [])];
+  return [...((await routedByNginx(lab.opsUrl())).get(service) ?? [])];
 }
 
 async function waitUntil(what: string, timeoutMs: number, fn: () => Promise<boolean>): Promise<number> {

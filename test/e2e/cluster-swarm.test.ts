@@ -51,7 +51,7 @@ describe("cluster: Docker Swarm road", { timeout: 600_000 }, () => {
         `${e.Node} is one of the hosts`,
       );
     }
-    const upstream = (await routedByNginx(swarm.edgeUrl())).get("sweb");
+    const upstream = (await routedByNginx(swarm.opsUrl())).get("sweb");
     assert.equal(upstream?.size, 3);
   });
 

@@ -23,7 +23,7 @@ function hostOf(address: string): string | undefined {
 }
 
 async function routedWeb(): Promise<string[]> {
-  return [...((await routedByNginx(lab.edgeUrl())).get("web") ?? [])];
+  return [...((await routedByNginx(lab.opsUrl())).get("web") ?? [])];
 }
 
 async function waitFor<T>(
@@ -330,7 +330,7 @@ describe("cluster: 3 Consul servers, 3 Docker hosts, one edge", { timeout: 600_0
       // A change the templater must not see while denied: one more instance.
       await lab.scale("web", 10);
       const status = await waitFor("the status page reporting the denial", 30_000, async () => {
-        const res = await fetch(`${lab.edgeUrl()}/_dockside/status`, { signal: AbortSignal.timeout(3000) });
+        const res = await fetch(`${lab.opsUrl()}/status`, { signal: AbortSignal.timeout(3000) });
         const s = (await res.json()) as { consul: { kind?: string; message?: string | null } };
         return s.consul.kind && s.consul.kind !== "ok" ? s.consul : undefined;
       });

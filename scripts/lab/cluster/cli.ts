@@ -79,7 +79,7 @@ async function printUrls(lab: ClusterLab) {
 The cluster lab is up: ${lab.plan.servers.length} Consul servers, ${lab.plan.hosts.length} Docker hosts, one edge.
   web, by path:      ${edge}/web/
   web, by host:      curl -H 'Host: web.localhost' ${edge}/
-  status page:       ${edge}/_dockside/
+  status page:       ${lab.opsUrl()}/ (the edge's ops listener, on the cluster network)
   Consul UI:         https://${s.ip}:8501/ui/ (CA and management token in .cache/cluster/${lab.plan.prefix}/)
 Scale:   npm run lab -- cluster scale web=9
 Check:   npm run lab -- cluster status

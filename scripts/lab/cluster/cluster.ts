@@ -586,6 +586,11 @@ export class ClusterLab {
     return `http://${this.plan.edgeAgent.ip}:8080`;
   }
 
+  /** The edge's ops listener (status page, /status, /metrics, /health), on the cluster network. */
+  opsUrl(): string {
+    return `http://${this.plan.edgeAgent.ip}:9102`;
+  }
+
   /** The edge's port published on loopback, for people. */
   async publishedEdgeUrl(): Promise<string> {
     const out = (await docker(["port", this.plan.edgeAgent.container, "8080"])).stdout.split("\n")[0]!.trim();

@@ -187,7 +187,7 @@ export async function readClusterState(lab: ClusterLab): Promise<ClusterState> {
   }
   let nginx = new Map<string, Set<string>>();
   try {
-    nginx = await routedByNginx(lab.edgeUrl());
+    nginx = await routedByNginx(lab.opsUrl());
   } catch {
     // The edge is down: nothing is routed, and every passing instance is flagged.
   }

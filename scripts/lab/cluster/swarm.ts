@@ -11,6 +11,7 @@ import { swarmRegistratorPolicy } from "./plan.ts";
 
 export const stackName = "dockside-swarm";
 export const swarmEdgePort = 8081;
+export const swarmOpsPort = 9112;
 const stackFile = path.join(repoRoot, "deploy", "cluster", "stack.yml");
 
 export class SwarmRoad {
@@ -26,6 +27,11 @@ export class SwarmRoad {
   /** The swarm's edge, published in host mode on the first host. */
   edgeUrl(): string {
     return `http://${this.manager.ip}:${swarmEdgePort}`;
+  }
+
+  /** The swarm edge's ops listener (status page, /status, /metrics), published on its node. */
+  opsUrl(): string {
+    return `http://${this.manager.ip}:${swarmOpsPort}`;
   }
 
   async #swarmState(host: string): Promise<string> {
@@ -68,6 +74,7 @@ export class SwarmRoad {
       CONSUL_SERVER_ADDR: `https://${this.lab.plan.servers[0]!.ip}:8501`,
       EDGE_NODE: first!.node,
       EDGE_PORT: String(swarmEdgePort),
+      EDGE_OPS_PORT: String(swarmOpsPort),
     };
     await docker(["exec", "-i", first!.container, "sh", "-c", "cat > /tmp/stack.yml"], {
       input: readFileSync(stackFile, "utf8"),
