@@ -38,10 +38,19 @@ const tlsHints: Record<string, string> = {
     "Consul requires a client certificate: set CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY",
 };
 
+const errorCode = (err: unknown): string => {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  const cause = (err as { cause?: { code?: unknown } } | undefined)?.cause;
+  return String(code ?? cause?.code ?? "");
+};
+
+/** What to change when a TLS handshake with Consul failed (by Node's error code), if anything. */
+export function tlsHint(err: unknown): string | undefined {
+  return tlsHints[errorCode(err)];
+}
+
 const errorText = (err: Error) => {
-  const code = (err as { code?: unknown }).code;
-  const cause = (err as { cause?: { code?: unknown } }).cause;
-  const c = String(code ?? cause?.code ?? "");
+  const c = errorCode(err);
   const text = c && !err.message.includes(c) ? `${err.message} (${c})` : err.message;
   const hint = tlsHints[c];
   return hint ? `${text}: ${hint}` : text;

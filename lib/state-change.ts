@@ -9,11 +9,19 @@ export class Reachability {
   readonly #name: string;
   readonly #log: Logger;
   readonly #onChange: ((up: boolean) => void) | undefined;
+  readonly #hint: ((err: unknown) => string | undefined) | undefined;
 
-  constructor(name: string, log: Logger, onChange?: (up: boolean) => void) {
+  /** `hint` names the setting to change for an error, when it knows one (e.g. lib/consul-answer.ts tlsHint). */
+  constructor(
+    name: string,
+    log: Logger,
+    onChange?: (up: boolean) => void,
+    hint?: (err: unknown) => string | undefined,
+  ) {
     this.#name = name;
     this.#log = log;
     this.#onChange = onChange;
+    this.#hint = hint;
   }
 
   get up(): boolean {
@@ -30,10 +38,15 @@ export class Reachability {
   failed(err: unknown, retryInMs?: number): void {
     if (this.#up === false) return;
     this.#set(false);
-    this.#log.warn(`${this.#name} unreachable; retrying until it answers`, {
-      err: describeError(err),
-      retryInMs,
-    });
+    // An answer that came but cannot be trusted (an error with kind "malformed") is not an outage.
+    const malformed = (err as { kind?: unknown } | undefined)?.kind === "malformed";
+    const fix = this.#hint?.(err);
+    this.#log.warn(
+      malformed
+        ? `${this.#name} answer cannot be trusted; retrying until it answers properly`
+        : `${this.#name} unreachable; retrying until it answers`,
+      { err: describeError(err), retryInMs, ...(fix ? { fix } : {}) },
+    );
   }
 
   #set(up: boolean): void {

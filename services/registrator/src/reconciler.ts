@@ -12,6 +12,7 @@
 // state/ledger.ts (what this registrator holds in Consul) and state/scheduler.ts
 // (when the next full sync runs). This class wires events and syncs to them.
 
+import { tlsHint } from "../../../lib/consul-answer.ts";
 import { Backoff, sleep } from "../../../lib/backoff.ts";
 import { Semaphore } from "../../../lib/concurrency.ts";
 import { hostPort } from "../../../lib/host-port.ts";
@@ -138,7 +139,12 @@ export class Reconciler {
       retryInitialMs: this.#o.retryInitialMs,
       retryMaxMs: this.#o.retryMaxMs,
     });
-    this.#consulReach = new Reachability("consul", this.#log, (up) => this.#m.consulUp.set(up ? 1 : 0));
+    this.#consulReach = new Reachability(
+      "consul",
+      this.#log,
+      (up) => this.#m.consulUp.set(up ? 1 : 0),
+      tlsHint,
+    );
     this.#dockerReach = new Reachability("docker", this.#log, (up) => this.#m.dockerUp.set(up ? 1 : 0));
     this.#permissions = new Permissions(this.#log, (n) => this.#m.deniedServices.set(n));
     this.#prober = new ReadyProber({
