@@ -1,7 +1,8 @@
 -- dockside: the request side of dynamic upstreams. Every worker, old (after a reload) or new,
 -- reads the same instance sets from the shared dict `dockside_sets`, so a pushed change is seen
 -- by all of them at once, without a reload.
---   access(name)   503 + Retry-After when the upstream has no instance
+--   access(name)   503 + Retry-After when the upstream has no instance (after waiting, bounded,
+--                  for the first push into a freshly started nginx)
 --   balance(name)  balancer_by_lua: smooth weighted round-robin; a retry (nginx retries only
 --                  idempotent requests) goes to a peer not tried yet, and a peer that failed is
 --                  skipped by every worker for a short while
@@ -37,9 +38,23 @@ local function current(name)
   return c
 end
 
+-- A freshly started nginx (a restart, not a reload: shared dicts survive reloads) has no set
+-- until the templater's first push, a few ms later. Requests arriving in that window wait for it
+-- (bounded) instead of getting a 503 for a service that has instances.
+local first_push_wait = 3 -- seconds
+
 function M.access(name)
   local c = current(name)
   if c and #c.peers > 0 then return end
+  if not shared:get("version") then
+    local waited = 0
+    while not shared:get("version") and waited < first_push_wait do
+      ngx.sleep(0.02)
+      waited = waited + 0.02
+    end
+    c = current(name)
+    if c and #c.peers > 0 then return end
+  end
   ngx.status = 503
   ngx.header["Retry-After"] = "1"
   ngx.header["Content-Type"] = "application/json"
