@@ -61,7 +61,42 @@ export class Lab {
   }
 
   async down(): Promise<void> {
-    await this.compose(["down", "-v", "--remove-orphans", "-t", "5"]);
+    // Engine 20.10 sometimes keeps a stale endpoint of a removed container on a network for a
+    // while ("has active endpoints"), and `down` then fails on that network only. Everything
+    // else is gone by then: drop the stale endpoints and try again, a few times, before failing.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.compose(["down", "-v", "--remove-orphans", "-t", "5"]);
+        return;
+      } catch (err) {
+        if (attempt >= 5 || !/active endpoints/.test(String((err as { stderr?: unknown }).stderr ?? err)))
+          throw err;
+        await this.#dropStaleEndpoints();
+        await new Promise((r) => setTimeout(r, 1000 * attempt));
+      }
+    }
+  }
+
+  async #dropStaleEndpoints(): Promise<void> {
+    const nets = await execa(
+      "docker",
+      ["network", "ls", "-q", "--filter", `label=com.docker.compose.project=${this.project}`],
+      { reject: false },
+    );
+    for (const net of String(nets.stdout ?? "")
+      .split("\n")
+      .filter(Boolean)) {
+      const names = await execa(
+        "docker",
+        ["network", "inspect", "-f", "{{range .Containers}}{{.Name}} {{end}}", net],
+        { reject: false },
+      );
+      for (const name of String(names.stdout ?? "")
+        .split(" ")
+        .filter(Boolean)) {
+        await execa("docker", ["network", "disconnect", "-f", net, name], { reject: false });
+      }
+    }
   }
 
   async stop(service: string): Promise<void> {
