@@ -15,6 +15,8 @@ import path from "node:path";
 import { Transform } from "node:stream";
 import { execa } from "execa";
 import { images as imageSet } from "../../../test/helpers/images.ts";
+import { waitFor } from "../../../test/helpers/wait.ts";
+import { serviceTag } from "../../lib/base-images.ts";
 import { runLogged } from "../../lib/docker-cli.ts";
 import { repoRoot } from "../compose.ts";
 import { waitForInstances } from "../wait.ts";
@@ -35,7 +37,7 @@ import {
 } from "./plan.ts";
 import { ensureSecrets, removeSecrets, saveSecrets, type SecretFiles } from "./secrets.ts";
 
-export const hostImage = `dockside/cluster-host:${process.env.DOCKSIDE_IMAGE_TAG ?? "dev"}`;
+export const hostImage = `dockside/cluster-host:${serviceTag}`;
 
 /** Label on the demo instances inside the hosts: the registrators only look at these. */
 const workloadLabel = "dockside.workload";
@@ -88,22 +90,9 @@ export async function docker(
   return { stdout: r.stdout ?? "", exitCode: r.exitCode ?? -1, all: r.all ?? "" };
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    await sleep(250);
-  }
-  throw new Error(`${what}: not within ${timeoutMs / 1000} s`, { cause: last });
-}
+/** Polls `fn` every 250 ms until it returns a value (test/helpers/wait.ts's waitFor). */
+const until = <T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined | false>): Promise<T> =>
+  waitFor(fn, { what, timeoutMs, intervalMs: 250 });
 
 export class ClusterLab {
   readonly plan: ClusterPlan;
@@ -167,6 +156,33 @@ export class ClusterLab {
     return h;
   }
 
+  /** A member's own place on the lab network: host name, network, fixed IP, labels. */
+  #memberArgs(m: Member, role: string): string[] {
+    return ["--hostname", m.node, "--network", this.plan.network, "--ip", m.ip, ...this.#labels(role)];
+  }
+
+  /** A Consul agent as an outer container (a server, or the edge's client agent). */
+  async #runAgent(
+    m: Member,
+    role: "server" | "edge-agent",
+    tls: string,
+    extra: string[] = [],
+  ): Promise<void> {
+    const dir = await this.#writeAgentConfig(m, role === "server" ? "server" : "client");
+    await this.#runOnce(m.container, [
+      ...this.#memberArgs(m, role),
+      ...extra,
+      "-v",
+      `${dir}:/consul/config:ro`,
+      "-v",
+      `${tls}:/consul/tls:ro`,
+      this.images.consul,
+      "agent",
+      "-config-dir",
+      "/consul/config",
+    ]);
+  }
+
   #labels(role: string): string[] {
     return [
       "--label",
@@ -227,26 +243,7 @@ export class ClusterLab {
         p.network,
       ]);
     }
-    for (const s of p.servers) {
-      const dir = await this.#writeAgentConfig(s, "server");
-      await this.#runOnce(s.container, [
-        "--hostname",
-        s.node,
-        "--network",
-        p.network,
-        "--ip",
-        s.ip,
-        ...this.#labels("server"),
-        "-v",
-        `${dir}:/consul/config:ro`,
-        "-v",
-        `${f.serverTls}:/consul/tls:ro`,
-        this.images.consul,
-        "agent",
-        "-config-dir",
-        "/consul/config",
-      ]);
-    }
+    for (const s of p.servers) await this.#runAgent(s, "server", f.serverTls);
     this.#log(`${p.servers.length} Consul servers started; waiting for a leader`);
     await this.waitLeader();
     await this.#createAcl();
@@ -338,13 +335,7 @@ export class ClusterLab {
     const f = await this.files();
     const dir = await this.#writeAgentConfig(h, "client");
     await this.#runOnce(h.container, [
-      "--hostname",
-      h.node,
-      "--network",
-      this.plan.network,
-      "--ip",
-      h.ip,
-      ...this.#labels("host"),
+      ...this.#memberArgs(h, "host"),
       "--cap-add",
       "ALL",
       "--cap-drop",
@@ -365,12 +356,7 @@ export class ClusterLab {
       `${dir}:${hostAgentConfig}:ro`,
       this.images.host,
     ]);
-    await until(`${h.node}: inner dockerd`, 60_000, async () =>
-      (await this.hostDocker(h.node, ["info", "--format", "{{.ServerVersion}}"], { reject: false }))
-        .exitCode === 0
-        ? true
-        : undefined,
-    );
+    await this.#waitEngine(h.node);
     await this.loadImages(h.node, [this.images.consul, this.images.registrator, this.images.demo]);
     await this.startAgent(h.node);
     await this.startRegistrator(h.node);
@@ -530,29 +516,9 @@ export class ClusterLab {
 
   async #startEdge(): Promise<void> {
     const f = await this.files();
-    const e = this.plan.edgeAgent;
-    const dir = await this.#writeAgentConfig(e, "client");
     // The edge's agent owns the network namespace (its IP, the published port); the templater and
     // nginx join it, so they reach the agent's HTTPS API on loopback.
-    await this.#runOnce(e.container, [
-      "--hostname",
-      e.node,
-      "--network",
-      this.plan.network,
-      "--ip",
-      e.ip,
-      ...this.#labels("edge-agent"),
-      "-p",
-      "127.0.0.1::8080",
-      "-v",
-      `${dir}:/consul/config:ro`,
-      "-v",
-      `${f.clientTls}:/consul/tls:ro`,
-      this.images.consul,
-      "agent",
-      "-config-dir",
-      "/consul/config",
-    ]);
+    await this.#runAgent(this.plan.edgeAgent, "edge-agent", f.clientTls, ["-p", "127.0.0.1::8080"]);
     await this.startTemplater();
   }
 
@@ -715,11 +681,17 @@ export class ClusterLab {
   async startHost(host: string): Promise<void> {
     const h = this.#host(host);
     await docker(["start", h.container]);
-    await until(`${h.node}: inner dockerd`, 60_000, async () =>
-      (await this.hostDocker(h.node, ["info", "--format", "{{.ServerVersion}}"], { reject: false }))
-        .exitCode === 0
-        ? true
-        : undefined,
+    await this.#waitEngine(h.node);
+  }
+
+  /** Until a host's inner dockerd answers. */
+  async #waitEngine(node: string): Promise<void> {
+    await until(
+      `${node}: inner dockerd`,
+      60_000,
+      async () =>
+        (await this.hostDocker(node, ["info", "--format", "{{.ServerVersion}}"], { reject: false }))
+          .exitCode === 0,
     );
   }
 
