@@ -6,9 +6,9 @@
 //   node bench/lab-scale-40.ts [--rounds 2] [--rate 50] [--peak 40]
 
 import { parseArgs } from "node:util";
-import { Lab } from "../scripts/lab/compose.ts";
 import { waitForInstances } from "../scripts/lab/wait.ts";
 import { startLoad } from "../test/helpers/load.ts";
+import { benchLab } from "./lib/lab.ts";
 
 const { values } = parseArgs({
   options: {
@@ -20,18 +20,10 @@ const { values } = parseArgs({
 const rounds = Number(values.rounds);
 const rate = Number(values.rate);
 const peak = Number(values.peak);
-const lab = new Lab({
-  project: `dockside-bench-s40-${process.pid}`,
-  env: { DOCKSIDE_HTTP_PORT: "0", DOCKSIDE_CONSUL_PORT: "0" },
+const { lab, teardown } = benchLab(`dockside-bench-s40-${process.pid}`, {
+  DOCKSIDE_HTTP_PORT: "0",
+  DOCKSIDE_CONSUL_PORT: "0",
 });
-let tornDown = false;
-async function teardown() {
-  if (tornDown) return;
-  tornDown = true;
-  console.log("bench: removing the bench project");
-  await lab.down().catch((e: Error) => console.error(`teardown: ${e.message}`));
-}
-process.once("SIGINT", () => void teardown().then(() => process.exit(130)));
 
 const running = async (s: string) => (await lab.running(s)).map((c) => c.hostname);
 

@@ -13,9 +13,9 @@
 import http from "node:http";
 import { parseArgs } from "node:util";
 import Docker from "dockerode";
-import { Lab } from "../scripts/lab/compose.ts";
 import { waitForInstances } from "../scripts/lab/wait.ts";
 import { startLoad } from "../test/helpers/load.ts";
+import { benchLab } from "./lib/lab.ts";
 import { formatSummary, summarise } from "./lib/stats.ts";
 
 const { values } = parseArgs({
@@ -31,19 +31,11 @@ const rate = Number(values.rate);
 const bursts = Number(values.bursts);
 const postEvery = Number(values["post-every"]) || undefined;
 const docker = new Docker();
-const lab = new Lab({
-  project: `dockside-bench-${process.pid}`,
-  env: { DOCKSIDE_HTTP_PORT: "0", DOCKSIDE_CONSUL_PORT: "0", DOCKSIDE_OPS_PORT: "0" },
+const { lab, teardown } = benchLab(`dockside-bench-${process.pid}`, {
+  DOCKSIDE_HTTP_PORT: "0",
+  DOCKSIDE_CONSUL_PORT: "0",
+  DOCKSIDE_OPS_PORT: "0",
 });
-
-let tornDown = false;
-async function teardown() {
-  if (tornDown) return;
-  tornDown = true;
-  console.log("bench: removing the bench project");
-  await lab.down().catch((e: Error) => console.error(`teardown: ${e.message}`));
-}
-process.once("SIGINT", () => void teardown().then(() => process.exit(130)));
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
