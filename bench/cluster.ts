@@ -13,10 +13,12 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { execa } from "execa";
+import { sleep } from "../lib/backoff.ts";
 import { ClusterLab, docker } from "../scripts/lab/cluster/cluster.ts";
 import { publishedPort } from "../scripts/lab/cluster/plan.ts";
 import { routedByNginx } from "../scripts/lab/state.ts";
 import { startLoad } from "../test/helpers/load.ts";
+import { waitFor } from "../test/helpers/wait.ts";
 import { formatSummary, mib, summarise } from "./lib/stats.ts";
 
 const { values } = parseArgs({
@@ -28,7 +30,6 @@ const { values } = parseArgs({
 });
 const part = values.part!;
 const lab = new ClusterLab({ prefix: "dockside-cluster-bench", subnet: "10.213.3", verbose: true });
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let tornDown = false;
 async function teardown() {
@@ -44,18 +45,9 @@ async function routed(service: string): Promise<string[]> {
   return [...((await routedByNginx(lab.opsUrl())).get(service) ?? [])];
 }
 
-async function waitUntil(what: string, timeoutMs: number, fn: () => Promise<boolean>): Promise<number> {
-  const started = Date.now();
-  while (Date.now() - started < timeoutMs) {
-    try {
-      if (await fn()) return Date.now();
-    } catch {
-      // the edge may be busy reloading; ask again
-    }
-    await sleep(50);
-  }
-  throw new Error(`${what}: not within ${timeoutMs} ms`);
-}
+/** The moment `fn` holds, polled every 50 ms (the edge may be busy reloading: errors ask again). */
+const waitUntil = (what: string, timeoutMs: number, fn: () => Promise<boolean>): Promise<number> =>
+  waitFor(async () => (await fn()) && Date.now(), { what, timeoutMs, intervalMs: 50 });
 
 async function du(path: string): Promise<number> {
   const r = await execa("du", ["-sb", path], { reject: false });

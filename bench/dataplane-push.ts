@@ -13,6 +13,7 @@
 
 import http from "node:http";
 import { parseArgs } from "node:util";
+import { sleep } from "../lib/backoff.ts";
 import { startConsul } from "../test/helpers/consul.ts";
 import { createNetwork, docker } from "../test/helpers/docker.ts";
 import { startEdge } from "../test/helpers/edge.ts";
@@ -37,7 +38,6 @@ const idleS = Number(values.idle);
 const gapMs = Number(values.gap);
 const scope = new Scope();
 process.once("SIGINT", () => void scope.close().then(() => process.exit(130)));
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
 
 function put(base: string, path: string, body: unknown): Promise<void> {

@@ -8,6 +8,7 @@
 import { parseArgs } from "node:util";
 import { waitForInstances } from "../scripts/lab/wait.ts";
 import { startLoad } from "../test/helpers/load.ts";
+import { waitFor } from "../test/helpers/wait.ts";
 import { benchLab } from "./lib/lab.ts";
 
 const { values } = parseArgs({
@@ -32,13 +33,13 @@ async function passing(consul: string, service: string): Promise<number> {
   return ((await res.json()) as unknown[]).length;
 }
 
+/** Ms until `cond` holds (polled every 200 ms), or undefined when it does not within `timeoutMs`. */
 async function until(cond: () => Promise<boolean>, timeoutMs: number): Promise<number | undefined> {
   const started = Date.now();
-  while (Date.now() - started < timeoutMs) {
-    if (await cond().catch(() => false)) return Date.now() - started;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  return undefined;
+  return waitFor(cond, { what: "a condition", timeoutMs, intervalMs: 200 }).then(
+    () => Date.now() - started,
+    () => undefined,
+  );
 }
 
 /** Service name → "check status … critical" lines the registrator logged (a running instance out). */

@@ -13,6 +13,7 @@
 import http from "node:http";
 import { parseArgs } from "node:util";
 import Docker from "dockerode";
+import { sleep } from "../lib/backoff.ts";
 import { waitForInstances } from "../scripts/lab/wait.ts";
 import { startLoad } from "../test/helpers/load.ts";
 import { benchLab } from "./lib/lab.ts";
@@ -36,8 +37,6 @@ const { lab, teardown } = benchLab(`dockside-bench-${process.pid}`, {
   DOCKSIDE_CONSUL_PORT: "0",
   DOCKSIDE_OPS_PORT: "0",
 });
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Instances started in one phase: their start → routed latencies, and those never routed. */
 interface Routed {

@@ -99,8 +99,12 @@ export async function benchNetwork(bench: Bench): Promise<TestNetwork> {
 }
 
 /** A Consul agent on the bench network, reachable there as consul:8500. */
-export function benchConsul(bench: Bench, net: TestNetwork): Promise<ConsulHandle> {
-  return startConsul(bench.scope, { network: net, alias: "consul" });
+export function benchConsul(
+  bench: Bench,
+  net: TestNetwork,
+  opts: { hostPort?: number } = {},
+): Promise<ConsulHandle> {
+  return startConsul(bench.scope, { network: net, alias: "consul", ...opts });
 }
 
 export interface RegistratorContainer {

@@ -9,11 +9,12 @@
 
 import "./registrator-env.ts";
 import Consul from "consul";
-import { startConsul } from "../test/helpers/consul.ts";
 import { docker } from "../test/helpers/docker.ts";
 import { freePort, ownedIds } from "../test/helpers/registrator.ts";
+import { waitFor } from "../test/helpers/wait.ts";
 import { createWorkload } from "../test/helpers/workload.ts";
 import {
+  benchConsul,
   benchLabel,
   benchNetwork,
   fmt,
@@ -23,14 +24,8 @@ import {
 } from "./registrator-harness.ts";
 import { summarise } from "./lib/stats.ts";
 
-async function until(cond: () => Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await cond().catch(() => false)) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const until = (cond: () => Promise<boolean>, what: string, timeoutMs = 30_000) =>
+  waitFor(cond, { what, timeoutMs, intervalMs: 20 });
 
 async function main(): Promise<void> {
   const rounds = intFlag("rounds", 10);
@@ -38,11 +33,8 @@ async function main(): Promise<void> {
   const bench = startBench("registrator-restore");
   try {
     const net = await benchNetwork(bench);
-    const consul = await startConsul(bench.scope, {
-      network: net,
-      alias: "consul",
-      hostPort: await freePort(),
-    });
+    // A fixed host port: the agent is restarted, and the client must find it at the same address.
+    const consul = await benchConsul(bench, net, { hostPort: await freePort() });
     const client = new Consul({ host: consul.host, port: consul.port });
     const reg = await runRegistratorImage(bench, net, ["REGISTRATOR_RESYNC=1h", "REGISTRATOR_CHECK_TTL=3h"]);
     await reg.waitFor("initial sync complete");
