@@ -4,6 +4,25 @@ import { createWriteStream, mkdirSync } from "node:fs";
 import path from "node:path";
 import { execa } from "execa";
 
+/** One docker command; throws on a non-zero exit unless `reject: false`. */
+export async function docker(
+  args: string[],
+  opts: { input?: string; timeoutMs?: number; reject?: boolean } = {},
+): Promise<{ stdout: string; exitCode: number; all: string }> {
+  const r = await execa("docker", args, {
+    reject: false,
+    all: true,
+    input: opts.input,
+    timeout: opts.timeoutMs ?? 120_000,
+  });
+  if ((opts.reject ?? true) && r.exitCode !== 0) {
+    throw new Error(
+      `docker ${args.slice(0, 3).join(" ")} … failed (exit ${r.exitCode}): ${(r.all ?? "").trim()}`,
+    );
+  }
+  return { stdout: r.stdout ?? "", exitCode: r.exitCode ?? -1, all: r.all ?? "" };
+}
+
 export async function imageExists(name: string): Promise<boolean> {
   const r = await execa("docker", ["image", "inspect", "--format", "{{.Id}}", name], { reject: false });
   return r.exitCode === 0;

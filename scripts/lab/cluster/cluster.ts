@@ -1,26 +1,17 @@
 // The cluster lab on one machine: Consul servers, Docker hosts (Docker-in-Docker), an edge.
 // Drives the docker CLI; the plan (names, addresses, configurations) comes from plan.ts.
 
-import { createHash, randomUUID } from "node:crypto";
-import {
-  createReadStream,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from "node:fs";
+import { randomUUID } from "node:crypto";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { Transform } from "node:stream";
-import { execa } from "execa";
 import { images as imageSet } from "../../../test/helpers/images.ts";
 import { waitFor } from "../../../test/helpers/wait.ts";
 import { serviceTag } from "../../lib/base-images.ts";
-import { runLogged } from "../../lib/docker-cli.ts";
+import { docker, runLogged } from "../../lib/docker-cli.ts";
 import { repoRoot } from "../compose.ts";
 import { waitForInstances } from "../wait.ts";
 import { consulApi, ConsulHttpError, type ConsulApi } from "./consul-api.ts";
+import { ImageCopier } from "./image-copy.ts";
 import {
   agentConfig,
   agentPolicy,
@@ -36,6 +27,9 @@ import {
   type PolicySpec,
 } from "./plan.ts";
 import { ensureSecrets, removeSecrets, saveSecrets, type SecretFiles } from "./secrets.ts";
+
+/** The docker CLI wrapper, for the tests that drive this lab (it lives in scripts/lib/docker-cli.ts). */
+export { docker };
 
 export const hostImage = `dockside/cluster-host:${serviceTag}`;
 
@@ -72,24 +66,6 @@ export interface ClusterLabOptions extends ClusterOptions {
   templaterEnv?: Record<string, string>;
 }
 
-export async function docker(
-  args: string[],
-  opts: { input?: string; timeoutMs?: number; reject?: boolean } = {},
-): Promise<{ stdout: string; exitCode: number; all: string }> {
-  const r = await execa("docker", args, {
-    reject: false,
-    all: true,
-    input: opts.input,
-    timeout: opts.timeoutMs ?? 120_000,
-  });
-  if ((opts.reject ?? true) && r.exitCode !== 0) {
-    throw new Error(
-      `docker ${args.slice(0, 3).join(" ")} … failed (exit ${r.exitCode}): ${(r.all ?? "").trim()}`,
-    );
-  }
-  return { stdout: r.stdout ?? "", exitCode: r.exitCode ?? -1, all: r.all ?? "" };
-}
-
 /** Polls `fn` every 250 ms until it returns a value (test/helpers/wait.ts's waitFor). */
 const until = <T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined | false>): Promise<T> =>
   waitFor(fn, { what, timeoutMs, intervalMs: 250 });
@@ -99,7 +75,7 @@ export class ClusterLab {
   readonly #opts: ClusterLabOptions;
   #files: SecretFiles | undefined;
   #api: ConsulApi | undefined;
-  readonly #tars = new Map<string, Promise<string>>();
+  readonly #images = new ImageCopier((msg) => this.#log(msg));
 
   constructor(opts: ClusterLabOptions = {}) {
     this.plan = clusterPlan(opts);
@@ -365,73 +341,7 @@ export class ClusterLab {
 
   /** Copies images into a host's engine (`docker save | docker load`), skipping those it has. */
   async loadImages(host: string, names: string[]): Promise<void> {
-    const missing: string[] = [];
-    for (const name of names) {
-      const outer = (await docker(["image", "inspect", "-f", "{{.Id}}", name])).stdout.trim();
-      const inner = await this.hostDocker(host, ["image", "inspect", "-f", "{{.Id}}", name], {
-        reject: false,
-      });
-      if (inner.stdout.trim() !== outer) missing.push(name);
-    }
-    if (missing.length === 0) return;
-    const tar = await this.#imageTar(missing);
-    const total = statSync(tar).size;
-    let sent = 0;
-    let shown = 0;
-    const mb = (n: number) => (n / 1e6).toFixed(0);
-    const progress = new Transform({
-      transform: (chunk: Buffer, _enc, cb) => {
-        sent += chunk.length;
-        if (sent - shown > total / 4 || sent === total) {
-          shown = sent;
-          this.#log(`${host}: docker load ${mb(sent)}/${mb(total)} MB`);
-        }
-        cb(null, chunk);
-      },
-    });
-    const child = execa("docker", ["exec", "-i", this.#host(host).container, "docker", "load", "-q"], {
-      reject: false,
-      all: true,
-      input: undefined,
-    });
-    createReadStream(tar).pipe(progress).pipe(child.stdin!);
-    const r = await child;
-    if (r.exitCode !== 0) throw new Error(`${host}: docker load failed: ${r.all}`);
-  }
-
-  /** One `docker save` per image set, kept in .cache so every host loads the same file. */
-  #imageTar(names: string[]): Promise<string> {
-    const key = names.join(" ");
-    let tar = this.#tars.get(key);
-    if (!tar) {
-      tar = this.#saveImages(names);
-      this.#tars.set(key, tar);
-    }
-    return tar;
-  }
-
-  async #saveImages(names: string[]): Promise<string> {
-    const ids = (await docker(["image", "inspect", "-f", "{{.Id}}", ...names])).stdout;
-    const dir = path.join(repoRoot, ".cache", "cluster", "images");
-    mkdirSync(dir, { recursive: true });
-    const hash = (x: string) => createHash("sha256").update(x).digest("hex").slice(0, 12);
-    const set = hash(names.join(" "));
-    const tar = path.join(dir, `${set}-${hash(ids)}.tar`);
-    try {
-      statSync(tar);
-    } catch {
-      const started = Date.now();
-      await docker(["save", "-o", `${tar}.part`, ...names], { timeoutMs: 10 * 60_000 });
-      await execa("mv", [`${tar}.part`, tar]);
-      // Only the newest save of a set is kept: each image rebuild would otherwise leave ~400 MB.
-      for (const f of readdirSync(dir)) {
-        if (f.startsWith(`${set}-`) && path.join(dir, f) !== tar) rmSync(path.join(dir, f), { force: true });
-      }
-      this.#log(
-        `docker save ${names.join(" ")}: ${(statSync(tar).size / 1e6).toFixed(0)} MB (${((Date.now() - started) / 1000).toFixed(1)} s)`,
-      );
-    }
-    return tar;
+    await this.#images.copy(this.#host(host), names);
   }
 
   /** (Re)creates a host's Consul client agent; `fresh` drops its data (an agent restarted empty). */

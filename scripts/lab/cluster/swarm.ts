@@ -6,7 +6,8 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { repoRoot } from "../compose.ts";
-import { docker, type ClusterLab } from "./cluster.ts";
+import { docker } from "../../lib/docker-cli.ts";
+import type { ClusterLab } from "./cluster.ts";
 import { swarmRegistratorPolicy } from "./plan.ts";
 
 export const stackName = "dockside-swarm";
