@@ -4,6 +4,8 @@
 import path from "node:path";
 import Docker from "dockerode";
 import { execa, type Options } from "execa";
+import { sleep } from "../../lib/backoff.ts";
+import { docker } from "../lib/docker-cli.ts";
 
 export const repoRoot = path.resolve(import.meta.dirname, "..", "..");
 export const composeFile = path.join(repoRoot, "deploy", "compose.yml");
@@ -72,30 +74,24 @@ export class Lab {
         if (attempt >= 5 || !/active endpoints/.test(String((err as { stderr?: unknown }).stderr ?? err)))
           throw err;
         await this.#dropStaleEndpoints();
-        await new Promise((r) => setTimeout(r, 1000 * attempt));
+        await sleep(1000 * attempt);
       }
     }
   }
 
   async #dropStaleEndpoints(): Promise<void> {
-    const nets = await execa(
-      "docker",
+    const lines = (r: { stdout: string }, sep: string) => r.stdout.split(sep).filter(Boolean);
+    const nets = await docker(
       ["network", "ls", "-q", "--filter", `label=com.docker.compose.project=${this.project}`],
       { reject: false },
     );
-    for (const net of String(nets.stdout ?? "")
-      .split("\n")
-      .filter(Boolean)) {
-      const names = await execa(
-        "docker",
+    for (const net of lines(nets, "\n")) {
+      const names = await docker(
         ["network", "inspect", "-f", "{{range .Containers}}{{.Name}} {{end}}", net],
         { reject: false },
       );
-      for (const name of String(names.stdout ?? "")
-        .split(" ")
-        .filter(Boolean)) {
-        await execa("docker", ["network", "disconnect", "-f", net, name], { reject: false });
-      }
+      for (const name of lines(names, " "))
+        await docker(["network", "disconnect", "-f", net, name], { reject: false });
     }
   }
 
