@@ -319,11 +319,7 @@ function dockerSocketGid(): number | undefined {
 
 export function writeImageSet(bases: Record<BaseRole, BaseChoice>): ImageSet {
   const set: ImageSet = {
-    node: bases.node.image,
-    nginx: bases.nginx.image,
-    consul: bases.consul.image,
-    busybox: bases.busybox.image,
-    haproxy: bases.haproxy.image,
+    ...(Object.fromEntries(baseRoles.map((r) => [r, bases[r].image])) as Record<BaseRole, string>),
     ...serviceImages,
   };
   const header = [

@@ -93,17 +93,8 @@ export function edgeBaseFrom(nginx: BaseChoice): string {
   return nginx.source === "local" ? edgeBase.localFrom : edgeBase.upstreamFrom;
 }
 
-/** The names compose and the tests read, as the lines of deploy/.env. */
-export interface ImageSet {
-  node: string;
-  nginx: string;
-  consul: string;
-  busybox: string;
-  haproxy: string;
-  registrator: string;
-  edge: string;
-  demo: string;
-}
+/** The names compose and the tests read, as the lines of deploy/.env: one per base role, and the project's own. */
+export type ImageSet = Record<BaseRole | keyof typeof serviceImages, string>;
 
 export const imageVariables: Record<keyof ImageSet, string> = {
   node: "DOCKSIDE_NODE_IMAGE",
