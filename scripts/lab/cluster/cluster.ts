@@ -10,16 +10,14 @@ import { serviceTag } from "../../lib/base-images.ts";
 import { docker, runLogged } from "../../lib/docker-cli.ts";
 import { repoRoot } from "../compose.ts";
 import { waitForInstances } from "../wait.ts";
-import { consulApi, ConsulHttpError, type ConsulApi } from "./consul-api.ts";
+import { consulApi, grant, type ConsulApi } from "./consul-api.ts";
 import { ImageCopier } from "./image-copy.ts";
 import {
   agentConfig,
-  agentPolicy,
   clusterPlan,
+  labGrants,
   publishedPort,
-  registratorPolicy,
   spreadInstances,
-  templaterPolicy,
   type ClusterOptions,
   type ClusterPlan,
   type Member,
@@ -267,41 +265,14 @@ export class ClusterLab {
       await api.request("GET", "/v1/acl/policies", { token });
       return true;
     });
-    const grant = (policy: PolicySpec, secret: string) => this.#grant(policy, secret);
-    for (const m of [...this.plan.servers, ...this.plan.hosts, this.plan.edgeAgent]) {
-      await grant(agentPolicy(m.node), f.secrets.tokens[`agent-${m.node}`]!);
-    }
-    for (const h of this.plan.hosts)
-      await grant(registratorPolicy(h.node), f.secrets.tokens[`registrator-${h.node}`]!);
-    await grant(templaterPolicy, f.secrets.tokens.templater!);
-  }
-
-  async #grant(policy: PolicySpec, secret: string): Promise<void> {
-    const api = await this.api();
-    const token = (await this.files()).secrets.managementToken;
-    try {
-      await api.request("PUT", "/v1/acl/policy", {
-        token,
-        body: { Name: policy.name, Description: policy.description, Rules: policy.rules },
-      });
-    } catch (err) {
-      if (!(err instanceof ConsulHttpError && /already exists/.test(err.message))) throw err;
-    }
-    try {
-      await api.request("PUT", "/v1/acl/token", {
-        token,
-        body: { SecretID: secret, Description: policy.description, Policies: [{ Name: policy.name }] },
-      });
-    } catch (err) {
-      if (!(err instanceof ConsulHttpError && /already|exists|in use/i.test(err.message))) throw err;
-    }
+    for (const g of labGrants(this.plan)) await grant(api, token, g.policy, f.secrets.tokens[g.token]!);
   }
 
   /** A policy and a token for it, kept with the lab's secrets under `name`; returns the secret. */
   async grantToken(policy: PolicySpec, name: string): Promise<string> {
     const f = await this.files();
     const secret = f.secrets.tokens[name] ?? randomUUID();
-    await this.#grant(policy, secret);
+    await grant(await this.api(), f.secrets.managementToken, policy, secret);
     f.secrets.tokens[name] = secret;
     saveSecrets(this.plan, f.secrets);
     return secret;

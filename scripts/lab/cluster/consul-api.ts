@@ -1,8 +1,9 @@
 // The cluster's Consul HTTPS API as the lab command and the tests reach it from the machine:
-// any live server, the lab's CA, the servers' TLS name. Thin: one request function.
+// any live server, the lab's CA, the servers' TLS name. Thin: one request function, and the
+// idempotent policy + token creation the lab's ACL bootstrap and the tests' extra tokens share.
 
 import https from "node:https";
-import type { ClusterPlan } from "./plan.ts";
+import type { ClusterPlan, PolicySpec } from "./plan.ts";
 
 export interface ConsulApi {
   request<T>(method: string, path: string, opts?: { token?: string; body?: unknown }): Promise<T>;
@@ -76,4 +77,30 @@ export function consulApi(plan: ClusterPlan, ca: Buffer): ConsulApi {
       throw new Error(`no Consul server answered ${method} ${path}`, { cause: last });
     },
   };
+}
+
+/** A policy and a token holding it (secret ID `secret`), each created unless it exists already. */
+export async function grant(
+  api: ConsulApi,
+  /** The management token. */
+  token: string,
+  policy: PolicySpec,
+  secret: string,
+): Promise<void> {
+  try {
+    await api.request("PUT", "/v1/acl/policy", {
+      token,
+      body: { Name: policy.name, Description: policy.description, Rules: policy.rules },
+    });
+  } catch (err) {
+    if (!(err instanceof ConsulHttpError && /already exists/.test(err.message))) throw err;
+  }
+  try {
+    await api.request("PUT", "/v1/acl/token", {
+      token,
+      body: { SecretID: secret, Description: policy.description, Policies: [{ Name: policy.name }] },
+    });
+  } catch (err) {
+    if (!(err instanceof ConsulHttpError && /already|exists|in use/i.test(err.message))) throw err;
+  }
 }

@@ -178,6 +178,21 @@ export const templaterPolicy: PolicySpec = {
   rules: `service_prefix "" { policy = "read" }\nnode_prefix "" { policy = "read" }\n`,
 };
 
+/**
+ * Every policy the lab creates at bring-up, with the name its token's secret is kept under
+ * (ClusterSecrets.tokens): each agent's own, each host's registrator, the edge's templater.
+ */
+export function labGrants(plan: ClusterPlan): { policy: PolicySpec; token: string }[] {
+  return [
+    ...[...plan.servers, ...plan.hosts, plan.edgeAgent].map((m) => ({
+      policy: agentPolicy(m.node),
+      token: `agent-${m.node}`,
+    })),
+    ...plan.hosts.map((h) => ({ policy: registratorPolicy(h.node), token: `registrator-${h.node}` })),
+    { policy: templaterPolicy, token: "templater" },
+  ];
+}
+
 export interface Placed {
   host: string;
   name: string;

@@ -7,7 +7,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync }
 import path from "node:path";
 import { execa } from "execa";
 import { repoRoot } from "../compose.ts";
-import type { ClusterPlan } from "./plan.ts";
+import { labGrants, type ClusterPlan } from "./plan.ts";
 
 export interface ClusterSecrets {
   gossipKey: string;
@@ -79,10 +79,7 @@ export async function ensureSecrets(plan: ClusterPlan, consulImage: string): Pro
     copyAs(path.join(ca, `${dc}-server-consul-0-key.pem`), path.join(serverTls, "server-key.pem"));
     copyAs(path.join(ca, `${dc}-client-consul-0.pem`), path.join(clientTls, "client.pem"));
     copyAs(path.join(ca, `${dc}-client-consul-0-key.pem`), path.join(clientTls, "client-key.pem"));
-    const tokens: Record<string, string> = { templater: randomUUID() };
-    for (const m of [...plan.servers, ...plan.hosts, plan.edgeAgent])
-      tokens[`agent-${m.node}`] = randomUUID();
-    for (const h of plan.hosts) tokens[`registrator-${h.node}`] = randomUUID();
+    const tokens = Object.fromEntries(labGrants(plan).map((g) => [g.token, randomUUID()]));
     const secrets: ClusterSecrets = {
       // What `consul keygen` prints: 32 random bytes, base64.
       gossipKey: randomBytes(32).toString("base64"),
