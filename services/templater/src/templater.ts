@@ -24,7 +24,6 @@ import {
 import { DryRun, Transaction, type Applier } from "./apply/transaction.ts";
 import { routeNetworks } from "./core/route-networks.ts";
 import { buildStatus, renderStatusHtml } from "./core/status.ts";
-import { routesManifest } from "./core/render.ts";
 import { Manager } from "./manager.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { recorderFor } from "./outcomes.ts";
@@ -172,14 +171,8 @@ export async function startTemplater(o: TemplaterOptions): Promise<Templater> {
     });
   }
 
-  const liveRoutes = store?.liveId
-    ? await readFile(`${store.generationDir(store.liveId)}/${routesManifest}`, "utf8")
-        .then((t) => JSON.parse(t) as unknown)
-        .then((v) => (Array.isArray(v) ? v.filter((n): n is string => typeof n === "string") : []))
-        .catch(() => [])
-    : [];
   const manager = new Manager({
-    liveRoutes,
+    liveRoutes: (await store?.liveRoutes()) ?? [],
     templates: settings.templates,
     readTemplate: (file) => readFile(file, "utf8"),
     applier,
