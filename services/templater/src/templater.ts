@@ -23,7 +23,7 @@ import {
 } from "./apply/nginx.ts";
 import { DryRun, Transaction, type Applier } from "./apply/transaction.ts";
 import { routeNetworks } from "./core/route-networks.ts";
-import { buildStatus, renderStatusHtml } from "./core/status.ts";
+import { buildHealth, buildStatus, renderStatusHtml } from "./core/status.ts";
 import { Manager } from "./manager.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { recorderFor } from "./outcomes.ts";
@@ -197,7 +197,6 @@ export async function startTemplater(o: TemplaterOptions): Promise<Templater> {
     metrics,
     log,
   });
-  /** Started with a config applied before (a restart): it serves while Consul is asked. */
   const restored = (store?.liveId ?? null) !== null;
   const templatesOk = await manager.loadTemplates();
   if (settings.once && !templatesOk) {
@@ -252,26 +251,15 @@ export async function startTemplater(o: TemplaterOptions): Promise<Templater> {
       port: settings.opsPort,
       registry: metrics.registry,
       log,
-      health: () => {
-        const m = manager.state();
-        // exec: nginx runs; command: a config is live; dry: a render was printed
-        const serving = supervisor ? supervisor.running : m.liveId !== null;
-        const degraded = manager.degraded();
-        return {
-          // Serving a stand-in (Consul never read) is not healthy: nothing is routed.
-          // Healthy once Consul was read (or after a restart with the last applied config).
-          ok: serving && !manager.standInLive && (reach.everOk || restored),
-          // ok: serving; degraded: serving, but the last apply failed or a template is broken (why: in `degraded`)
-          state: !serving ? "down" : degraded.length ? "degraded" : "ok",
-          degraded,
-          generation: m.liveId,
-          consul: reach.up,
-          consulState: reach.state,
-          nginx: supervisor ? supervisor.running : undefined,
-          templateErrors: m.templates.filter((t) => t.error).length,
-          lastError: m.lastError,
-        };
-      },
+      health: () =>
+        buildHealth({
+          state: manager.state(),
+          degraded: manager.degraded(),
+          standInLive: manager.standInLive,
+          nginxRunning: supervisor?.running,
+          consul: { up: reach.up, everOk: reach.everOk, state: reach.state },
+          restored,
+        }),
       routes: {
         "/": async () => ({ type: "text/html; charset=utf-8", body: renderStatusHtml(await status()) }),
         "/status": async () => json(await status()),

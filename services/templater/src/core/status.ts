@@ -130,6 +130,40 @@ export function buildStatus(input: StatusInput): Status {
   };
 }
 
+export interface HealthInput {
+  state: ManagerState;
+  /** Why the edge is degraded now (Manager.degraded). */
+  degraded: string[];
+  /** Whether the live config is the stand-in (Manager.standInLive). */
+  standInLive: boolean;
+  /** Exec mode: whether the supervised nginx runs; undefined in the other modes. */
+  nginxRunning: boolean | undefined;
+  consul: { up: boolean; everOk: boolean; state: unknown };
+  /** Started with a config applied before (a restart): it serves while Consul is asked. */
+  restored: boolean;
+}
+
+/** The /health report. */
+export function buildHealth(h: HealthInput) {
+  const m = h.state;
+  // exec: nginx runs; command: a config is live; dry: a render was printed
+  const serving = h.nginxRunning ?? m.liveId !== null;
+  return {
+    // Serving a stand-in (Consul never read) is not healthy: nothing is routed.
+    // Healthy once Consul was read (or after a restart with the last applied config).
+    ok: serving && !h.standInLive && (h.consul.everOk || h.restored),
+    // ok: serving; degraded: serving, but the last apply failed or a template is broken (why: in `degraded`)
+    state: !serving ? "down" : h.degraded.length ? "degraded" : "ok",
+    degraded: h.degraded,
+    generation: m.liveId,
+    consul: h.consul.up,
+    consulState: h.consul.state,
+    nginx: h.nginxRunning,
+    templateErrors: m.templates.filter((t) => t.error).length,
+    lastError: m.lastError,
+  };
+}
+
 const esc = (s: unknown) =>
   String(s).replace(
     /[&<>"']/g,
