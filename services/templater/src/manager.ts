@@ -19,7 +19,8 @@ import {
   type TemplateSpec,
 } from "./core/render.ts";
 import type { ManagerState } from "./core/status.ts";
-import { instanceSets, routesOnly } from "./core/instance-sets.ts";
+import { instanceSets, routesOnly, type BadWeight } from "./core/instance-sets.ts";
+import { Recurring } from "./core/recurring.ts";
 import { RememberedServices } from "./core/remembered.ts";
 import { holdRouted, type Held } from "./core/hold.ts";
 import { buildView, type BuiltView, type Reject, type View, type ViewOptions } from "./core/view.ts";
@@ -77,7 +78,9 @@ export class Manager {
   #pendingSince: number | undefined;
   #running: Promise<RunOutcome> | undefined;
   #rerun = false;
-  #loggedRejects = new Set<string>();
+  /** Unsafe values and unusable weights, each logged once while it lasts. */
+  readonly #rejects = new Recurring<Reject>((r) => r.key);
+  readonly #badWeights = new Recurring<BadWeight>((b) => `${b.service}\u0000${b.instance}\u0000${b.reason}`);
   #liveView: View | undefined;
   #liveSince: string | null = null;
   #lastError: { at: string; stage: string; message: string } | null = null;
@@ -181,7 +184,15 @@ export class Manager {
       now,
     );
     this.#o.metrics.viewSeconds.observe((performance.now() - t0) / 1000);
-    this.#logRejects(built.rejects);
+    for (const r of this.#rejects.fresh(built.rejects)) {
+      this.#o.log.warn("value from Consul left out: not safe in nginx config", {
+        consulService: r.service,
+        instance: r.instance,
+        field: r.field,
+        value: r.value,
+        reason: r.reason,
+      });
+    }
     const { metrics } = this.#o;
     const services = built.view.services;
     metrics.services.set({ state: "with_instances" }, services.filter((s) => s.instances.length > 0).length);
@@ -194,7 +205,13 @@ export class Manager {
     this.#built = built;
     if (plane) {
       const { sets, badWeights } = instanceSets(built.view);
-      this.#logBadWeights(badWeights);
+      for (const b of this.#badWeights.fresh(badWeights)) {
+        this.#o.log.warn("instance weight not usable; weight 1 is used", {
+          consulService: b.service,
+          instance: b.instance,
+          reason: b.reason,
+        });
+      }
       plane.update(sets, snapshot.observedAt);
     }
     if (!first && key === this.#viewKey) return;
@@ -202,21 +219,6 @@ export class Manager {
     this.#pendingSince ??= snapshot.observedAt;
     if (first) this.#firstSnapshot();
     this.#quiescence.change();
-  }
-
-  #loggedWeights = new Set<string>();
-
-  #logBadWeights(bad: readonly { service: string; instance: string; reason: string }[]): void {
-    const keys = new Set(bad.map((b) => `${b.service}\u0000${b.instance}\u0000${b.reason}`));
-    for (const b of bad) {
-      if (this.#loggedWeights.has(`${b.service}\u0000${b.instance}\u0000${b.reason}`)) continue;
-      this.#o.log.warn("instance weight not usable; weight 1 is used", {
-        consulService: b.service,
-        instance: b.instance,
-        reason: b.reason,
-      });
-    }
-    this.#loggedWeights = keys;
   }
 
   /** core/hold.ts on the new view: what to route when the catalog says less than it should. */
@@ -271,22 +273,6 @@ export class Manager {
       );
     }
     return { ...built, view: r.view };
-  }
-
-  #logRejects(rejects: readonly Reject[]): void {
-    const keys = new Set<string>();
-    for (const r of rejects) {
-      keys.add(r.key);
-      if (this.#loggedRejects.has(r.key)) continue;
-      this.#o.log.warn("value from Consul left out: not safe in nginx config", {
-        consulService: r.service,
-        instance: r.instance,
-        field: r.field,
-        value: r.value,
-        reason: r.reason,
-      });
-    }
-    this.#loggedRejects = keys;
   }
 
   /** Renders and applies now (one run at a time; a call during a run schedules one more). */

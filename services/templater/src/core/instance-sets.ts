@@ -34,10 +34,16 @@ export function upstreamName(service: string): string {
   return `svc_${service}`;
 }
 
+/** An instance whose weight was not usable (it gets the default weight). */
+export interface BadWeight {
+  service: string;
+  instance: string;
+  reason: string;
+}
+
 export interface SetsResult {
   sets: InstanceSets;
-  /** Instances whose weight was not usable (they get the default weight). */
-  badWeights: { service: string; instance: string; reason: string }[];
+  badWeights: BadWeight[];
 }
 
 export function instanceSets(view: View): SetsResult {
