@@ -22,7 +22,7 @@ import type { ManagerState } from "./core/status.ts";
 import { instanceSets, routesOnly, type BadWeight } from "./core/instance-sets.ts";
 import { Recurring } from "./core/recurring.ts";
 import { RememberedServices } from "./core/remembered.ts";
-import { holdRouted, type Held } from "./core/hold.ts";
+import { Holder } from "./core/hold.ts";
 import { buildView, type BuiltView, type Reject, type View, type ViewOptions } from "./core/view.ts";
 import type { Metrics } from "./metrics.ts";
 import { recorderFor } from "./outcomes.ts";
@@ -89,12 +89,8 @@ export class Manager {
   #lastOutcome: RunOutcome = { result: "no-data" };
   readonly #retryBackoff: Backoff;
   #retryTimer: NodeJS.Timeout | undefined;
-  /** What was asked to be routed last (after core/hold.ts). */
-  #routed: View | undefined;
-  #held: Held[] = [];
-  #heldKey = "[]";
-  #suspectSince: number | undefined;
-  #resetSeen: number | undefined;
+  /** core/hold.ts, with its state from snapshot to snapshot; undefined: no hold. */
+  readonly #holder: Holder | undefined;
   #graceTimer: NodeJS.Timeout | undefined;
   /** A fresh edge that cannot read Consul renders a stand-in config answering 503 (see render.ts). */
   #standIn = false;
@@ -106,6 +102,7 @@ export class Manager {
     this.#o = options;
     this.#remembered = new RememberedServices(options.forgetAfterMs ?? 0);
     this.#remembered.seen(options.liveRoutes ?? [], Date.now());
+    this.#holder = options.hold ? new Holder(options.hold) : undefined;
     this.#retryBackoff = new Backoff(options.retry ?? { initialMs: 250, maxMs: 10_000 });
     this.#templates = options.templates.map((spec) => ({
       spec,
@@ -223,32 +220,22 @@ export class Manager {
 
   /** core/hold.ts on the new view: what to route when the catalog says less than it should. */
   #hold(snapshot: CatalogSnapshot, built: BuiltView, now: number): BuiltView {
-    const { hold, metrics, log } = this.#o;
-    if (!hold) return built;
-    if (snapshot.indexResetAt !== undefined && snapshot.indexResetAt !== this.#resetSeen) {
-      this.#resetSeen = snapshot.indexResetAt;
-      this.#suspectSince = snapshot.indexResetAt;
-    }
-    const r = holdRouted({
-      previous: this.#routed,
+    const { metrics, log } = this.#o;
+    if (!this.#holder) return built;
+    const r = this.#holder.next({
       routed: built.view,
       catalog: built.catalog,
       nodesDown: new Set(built.nodesDown),
       now,
-      suspectSince: this.#suspectSince,
-      graceMs: hold.graceMs,
-      panic: hold.panic,
+      indexResetAt: snapshot.indexResetAt,
     });
-    this.#suspectSince = r.suspectSince;
-    this.#routed = r.view;
     clearTimeout(this.#graceTimer);
     if (r.graceEndsAt !== undefined) {
       // Look again when the grace ends, even if Consul says nothing more.
       this.#graceTimer = setTimeout(() => this.onSnapshot(snapshot), Math.max(0, r.graceEndsAt - now) + 10);
       this.#graceTimer.unref();
     }
-    const key = JSON.stringify(r.held);
-    if (key !== this.#heldKey) {
+    if (r.heldChanged) {
       for (const h of r.held) {
         log.warn(
           h.reason === "panic"
@@ -263,9 +250,7 @@ export class Manager {
         );
       }
       if (r.held.length === 0) log.info("no instance held any more: routing what the catalog says");
-      this.#heldKey = key;
     }
-    this.#held = r.held;
     for (const reason of ["consul-restarted", "panic"] as const) {
       metrics.heldInstances.set(
         { reason },
@@ -459,7 +444,7 @@ export class Manager {
       liveId: this.#o.applier.liveId,
       liveSince: this.#liveSince,
       rejects: this.#built?.rejects ?? [],
-      held: this.#held,
+      held: this.#holder?.held ?? [],
       templates: this.#templates.map((t) => ({
         source: t.spec.source,
         dest: t.spec.dest,

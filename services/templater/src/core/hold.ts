@@ -113,3 +113,57 @@ export function holdRouted(input: HoldInput): HoldResult {
     graceEndsAt: suspectSince === undefined ? undefined : suspectSince + graceMs,
   };
 }
+
+/**
+ * holdRouted from snapshot to snapshot: carries what was routed last, the grace period in force
+ * and the last index reset seen (a reset starts a grace period once). Pure, stateful.
+ */
+export class Holder {
+  readonly #graceMs: number;
+  readonly #panic: boolean;
+  #routed: View | undefined;
+  #suspectSince: number | undefined;
+  #resetSeen: number | undefined;
+  #heldKey = "[]";
+  #held: Held[] = [];
+
+  constructor(options: { graceMs: number; panic: boolean }) {
+    this.#graceMs = options.graceMs;
+    this.#panic = options.panic;
+  }
+
+  /** What the last call held. */
+  get held(): readonly Held[] {
+    return this.#held;
+  }
+
+  /** The view to route now; `heldChanged` when what is held differs from the last call. */
+  next(input: {
+    routed: View;
+    catalog: View;
+    nodesDown: ReadonlySet<string>;
+    now: number;
+    /** The snapshot's index reset (Consul's index went backwards), if any. */
+    indexResetAt: number | undefined;
+  }): HoldResult & { heldChanged: boolean } {
+    const { indexResetAt, ...rest } = input;
+    if (indexResetAt !== undefined && indexResetAt !== this.#resetSeen) {
+      this.#resetSeen = indexResetAt;
+      this.#suspectSince = indexResetAt;
+    }
+    const r = holdRouted({
+      ...rest,
+      previous: this.#routed,
+      suspectSince: this.#suspectSince,
+      graceMs: this.#graceMs,
+      panic: this.#panic,
+    });
+    this.#suspectSince = r.suspectSince;
+    this.#routed = r.view;
+    this.#held = r.held;
+    const key = JSON.stringify(r.held);
+    const heldChanged = key !== this.#heldKey;
+    this.#heldKey = key;
+    return { ...r, heldChanged };
+  }
+}
