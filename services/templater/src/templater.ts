@@ -10,7 +10,7 @@ import { checkConsulConnection, createConsulHttp } from "../../../lib/consul-cli
 import type { Logger } from "../../../lib/log.ts";
 import { json, startOpsServer, type OpsServer } from "../../../lib/ops-server.ts";
 import { ConfigStore } from "./apply/config-store.ts";
-import { controlClient, type ControlClient, type InstanceFigures } from "./apply/control-client.ts";
+import { cachedFigures, controlClient } from "./apply/control-client.ts";
 import { DataPlane, pushingReloader } from "./apply/data-plane.ts";
 import {
   commandReloader,
@@ -32,15 +32,6 @@ import { consulCatalogApi, maxConsulSockets, nodeReadConcurrency } from "./watch
 import { ConsulCatalogWatcher } from "./watch/consul-watcher.ts";
 import { checkToken, reportToken } from "./watch/token-check.ts";
 import { watchTemplateFiles, type TemplateFileWatcher } from "./watch/template-files.ts";
-
-/** nginx's per-instance figures, read at most every 250 ms (a scrape and a status poll share one read). */
-function cachedFigures(control: ControlClient): () => Promise<InstanceFigures[]> {
-  let last: { at: number; value: Promise<InstanceFigures[]> } | undefined;
-  return () => {
-    if (!last || Date.now() - last.at > 250) last = { at: Date.now(), value: control.figures() };
-    return last.value;
-  };
-}
 
 /** Where nginx writes its pid (the default templates' `pid` directive). */
 const nginxPidFile = "/tmp/dockside-nginx.pid";
