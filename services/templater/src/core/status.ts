@@ -1,7 +1,7 @@
 // The status page, as data and as HTML: services → instances (every status, from Consul) →
 // the upstream servers of the generation nginx serves now. Pure.
 
-import type { InstanceSets } from "./instance-sets.ts";
+import { upstreamName, type InstanceSets } from "./instance-sets.ts";
 import { hostPort } from "./nginx-values.ts";
 import type { Held } from "./hold.ts";
 import type { Reject, View } from "./view.ts";
@@ -86,7 +86,8 @@ export function buildStatus(input: StatusInput): Status {
   const now = new Map((input.catalog?.services ?? []).map((s) => [s.name, s]));
   const names = [...new Set([...live.keys(), ...now.keys()])].sort();
   const services = names.map((name): ServiceStatus => {
-    const peers = input.liveSets?.sets.get(`svc_${name}`);
+    const setName = upstreamName(name);
+    const peers = input.liveSets?.sets.get(setName);
     const upstream = peers
       ? peers.map((p) => p.endpoint)
       : (live.get(name)?.instances ?? []).map((i) => hostPort(i.address, i.port));
@@ -100,7 +101,7 @@ export function buildStatus(input: StatusInput): Status {
       instances: (now.get(name)?.instances ?? []).map((i) => {
         const endpoint = hostPort(i.address, i.port);
         const weight = peers?.find((p) => p.endpoint === endpoint)?.weight;
-        const figures = input.figures?.get(`svc_${name} ${endpoint}`);
+        const figures = input.figures?.get(`${setName} ${endpoint}`);
         return {
           id: i.id,
           node: i.node,
