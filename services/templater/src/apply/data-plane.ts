@@ -109,10 +109,14 @@ export class DataPlane {
     });
   }
 
-  /** New desired sets: the ones that changed are pushed at once (coalesced while a push runs). */
+  /**
+   * New desired sets: the ones that changed are pushed at once (coalesced while a push runs).
+   * Called on every snapshot: sets equal to the desired ones are saved again only after a failed save.
+   */
   update(sets: InstanceSets, since?: number): void {
-    this.#desired = sets;
-    this.#save(sets);
+    const changed = sets.size !== this.#desired.size || changedNames(this.#desired, sets).length > 0;
+    if (changed) this.#desired = sets;
+    if (changed || this.#saveFailed) this.#save(this.#desired);
     this.#desiredSince ??= since;
     if (this.#queued || !(this.#o.isReady?.() ?? true)) return;
     this.#queued = true;
