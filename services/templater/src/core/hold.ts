@@ -12,7 +12,7 @@
 //   its checks while still registered, its instances on nodes that are alive stay routed;
 //   nginx's passive checks and retries then sort out which of them answer. Off with panic false.
 
-import type { InstanceView, ServiceView, View } from "./view.ts";
+import { summarise, type InstanceView, type ServiceView, type View } from "./view.ts";
 
 export type HoldReason = "consul-restarted" | "panic";
 
@@ -54,11 +54,7 @@ const byText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 /** Service-level tags and meta from the instances it routes (as buildView does). */
 function withInstances(s: ServiceView, instances: InstanceView[]): ServiceView {
   const sorted = [...instances].sort((a, b) => byText(a.id, b.id) || byText(a.node, b.node));
-  const [first, ...rest] = sorted;
-  const meta = first
-    ? Object.fromEntries(Object.entries(first.meta).filter(([k, v]) => rest.every((i) => i.meta[k] === v)))
-    : {};
-  return { ...s, tags: [...new Set(sorted.flatMap((i) => i.tags))].sort(byText), meta, instances: sorted };
+  return { ...s, ...summarise(sorted), instances: sorted };
 }
 
 export function holdRouted(input: HoldInput): HoldResult {
