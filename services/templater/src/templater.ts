@@ -17,7 +17,9 @@ import {
   generationConfirmer,
   NginxSupervisor,
   nginxValidator,
+  nginxPidFile,
   noReload,
+  resumeNginx,
   type NginxExit,
   type Reloader,
 } from "./apply/nginx.ts";
@@ -32,9 +34,6 @@ import { consulCatalogApi, maxConsulSockets, nodeReadConcurrency } from "./watch
 import { ConsulCatalogWatcher } from "./watch/consul-watcher.ts";
 import { checkToken, reportToken } from "./watch/token-check.ts";
 import { watchTemplateFiles, type TemplateFileWatcher } from "./watch/template-files.ts";
-
-/** Where nginx writes its pid (the default templates' `pid` directive). */
-const nginxPidFile = "/tmp/dockside-nginx.pid";
 
 function exitStatus(exit: NginxExit): number {
   if (exit.code !== null) return exit.code;
@@ -272,28 +271,18 @@ export async function startTemplater(o: TemplaterOptions): Promise<Templater> {
       log.warn("cannot watch the template files; edits need a restart", { err });
     }
 
-  // Exec mode after a templater crash: nginx kept running (the edge's init restarted only us);
-  // adopt it, and push its instance sets again once Consul answers.
-  const adopted = supervisor && !settings.once ? await supervisor.adopt(nginxPidFile) : undefined;
-  if (adopted) {
-    const served = await generationConfirmer(confirmUrlOf(settings), 1000)
-      .confirm(store?.liveId ?? "", () => true)
-      .catch(() => false);
-    log.info("nginx was running; serving on", { pid: adopted, generation: store?.liveId, confirmed: served });
-  }
-  // Exec mode after a restart: serve the last good config while Consul is asked.
-  if (supervisor && !adopted && store?.liveId) {
-    const check = await nginxValidator(settings.nginxBin).validate(store.liveMainPath);
-    if (check.ok) {
-      log.info("starting nginx with the last applied config", { generation: store.liveId });
-      await (startReloader ?? supervisor)
-        .reload(store.liveId)
-        .catch((err: Error) => log.warn("nginx start failed", { err }));
-    } else {
-      log.warn("the last applied config no longer passes nginx -t; waiting for a new render", {
-        output: check.output,
-      });
-    }
+  // Exec mode: adopt an nginx that outlived a crash, or start one with the last good config.
+  if (supervisor && store) {
+    await resumeNginx({
+      supervisor,
+      pidFile: nginxPidFile,
+      liveId: store.liveId,
+      liveMainPath: store.liveMainPath,
+      confirmUrl: confirmUrlOf(settings),
+      validator: nginxValidator(settings.nginxBin),
+      starter: startReloader ?? supervisor,
+      log,
+    });
   }
 
   log.info("templater running", {
