@@ -19,9 +19,10 @@ import {
   type TemplateSpec,
 } from "./core/render.ts";
 import type { ManagerState } from "./core/status.ts";
-import { instanceSets, routesOnly } from "./core/instance-sets.ts";
+import { instanceSets, routesOnly, type BadWeight } from "./core/instance-sets.ts";
+import { Recurring } from "./core/recurring.ts";
 import { RememberedServices } from "./core/remembered.ts";
-import { holdRouted, type Held } from "./core/hold.ts";
+import { Holder } from "./core/hold.ts";
 import { buildView, type BuiltView, type Reject, type View, type ViewOptions } from "./core/view.ts";
 import type { Metrics } from "./metrics.ts";
 import { recorderFor } from "./outcomes.ts";
@@ -77,7 +78,9 @@ export class Manager {
   #pendingSince: number | undefined;
   #running: Promise<RunOutcome> | undefined;
   #rerun = false;
-  #loggedRejects = new Set<string>();
+  /** Unsafe values and unusable weights, each logged once while it lasts. */
+  readonly #rejects = new Recurring<Reject>((r) => r.key);
+  readonly #badWeights = new Recurring<BadWeight>((b) => `${b.service}\u0000${b.instance}\u0000${b.reason}`);
   #liveView: View | undefined;
   #liveSince: string | null = null;
   #lastError: { at: string; stage: string; message: string } | null = null;
@@ -86,12 +89,8 @@ export class Manager {
   #lastOutcome: RunOutcome = { result: "no-data" };
   readonly #retryBackoff: Backoff;
   #retryTimer: NodeJS.Timeout | undefined;
-  /** What was asked to be routed last (after core/hold.ts). */
-  #routed: View | undefined;
-  #held: Held[] = [];
-  #heldKey = "[]";
-  #suspectSince: number | undefined;
-  #resetSeen: number | undefined;
+  /** core/hold.ts, with its state from snapshot to snapshot; undefined: no hold. */
+  readonly #holder: Holder | undefined;
   #graceTimer: NodeJS.Timeout | undefined;
   /** A fresh edge that cannot read Consul renders a stand-in config answering 503 (see render.ts). */
   #standIn = false;
@@ -103,6 +102,7 @@ export class Manager {
     this.#o = options;
     this.#remembered = new RememberedServices(options.forgetAfterMs ?? 0);
     this.#remembered.seen(options.liveRoutes ?? [], Date.now());
+    this.#holder = options.hold ? new Holder(options.hold) : undefined;
     this.#retryBackoff = new Backoff(options.retry ?? { initialMs: 250, maxMs: 10_000 });
     this.#templates = options.templates.map((spec) => ({
       spec,
@@ -181,7 +181,15 @@ export class Manager {
       now,
     );
     this.#o.metrics.viewSeconds.observe((performance.now() - t0) / 1000);
-    this.#logRejects(built.rejects);
+    for (const r of this.#rejects.fresh(built.rejects)) {
+      this.#o.log.warn("value from Consul left out: not safe in nginx config", {
+        consulService: r.service,
+        instance: r.instance,
+        field: r.field,
+        value: r.value,
+        reason: r.reason,
+      });
+    }
     const { metrics } = this.#o;
     const services = built.view.services;
     metrics.services.set({ state: "with_instances" }, services.filter((s) => s.instances.length > 0).length);
@@ -194,7 +202,13 @@ export class Manager {
     this.#built = built;
     if (plane) {
       const { sets, badWeights } = instanceSets(built.view);
-      this.#logBadWeights(badWeights);
+      for (const b of this.#badWeights.fresh(badWeights)) {
+        this.#o.log.warn("instance weight not usable; weight 1 is used", {
+          consulService: b.service,
+          instance: b.instance,
+          reason: b.reason,
+        });
+      }
       plane.update(sets, snapshot.observedAt);
     }
     if (!first && key === this.#viewKey) return;
@@ -204,49 +218,24 @@ export class Manager {
     this.#quiescence.change();
   }
 
-  #loggedWeights = new Set<string>();
-
-  #logBadWeights(bad: readonly { service: string; instance: string; reason: string }[]): void {
-    const keys = new Set(bad.map((b) => `${b.service}\u0000${b.instance}\u0000${b.reason}`));
-    for (const b of bad) {
-      if (this.#loggedWeights.has(`${b.service}\u0000${b.instance}\u0000${b.reason}`)) continue;
-      this.#o.log.warn("instance weight not usable; weight 1 is used", {
-        consulService: b.service,
-        instance: b.instance,
-        reason: b.reason,
-      });
-    }
-    this.#loggedWeights = keys;
-  }
-
   /** core/hold.ts on the new view: what to route when the catalog says less than it should. */
   #hold(snapshot: CatalogSnapshot, built: BuiltView, now: number): BuiltView {
-    const { hold, metrics, log } = this.#o;
-    if (!hold) return built;
-    if (snapshot.indexResetAt !== undefined && snapshot.indexResetAt !== this.#resetSeen) {
-      this.#resetSeen = snapshot.indexResetAt;
-      this.#suspectSince = snapshot.indexResetAt;
-    }
-    const r = holdRouted({
-      previous: this.#routed,
+    const { metrics, log } = this.#o;
+    if (!this.#holder) return built;
+    const r = this.#holder.next({
       routed: built.view,
       catalog: built.catalog,
       nodesDown: new Set(built.nodesDown),
       now,
-      suspectSince: this.#suspectSince,
-      graceMs: hold.graceMs,
-      panic: hold.panic,
+      indexResetAt: snapshot.indexResetAt,
     });
-    this.#suspectSince = r.suspectSince;
-    this.#routed = r.view;
     clearTimeout(this.#graceTimer);
     if (r.graceEndsAt !== undefined) {
       // Look again when the grace ends, even if Consul says nothing more.
       this.#graceTimer = setTimeout(() => this.onSnapshot(snapshot), Math.max(0, r.graceEndsAt - now) + 10);
       this.#graceTimer.unref();
     }
-    const key = JSON.stringify(r.held);
-    if (key !== this.#heldKey) {
+    if (r.heldChanged) {
       for (const h of r.held) {
         log.warn(
           h.reason === "panic"
@@ -261,9 +250,7 @@ export class Manager {
         );
       }
       if (r.held.length === 0) log.info("no instance held any more: routing what the catalog says");
-      this.#heldKey = key;
     }
-    this.#held = r.held;
     for (const reason of ["consul-restarted", "panic"] as const) {
       metrics.heldInstances.set(
         { reason },
@@ -271,22 +258,6 @@ export class Manager {
       );
     }
     return { ...built, view: r.view };
-  }
-
-  #logRejects(rejects: readonly Reject[]): void {
-    const keys = new Set<string>();
-    for (const r of rejects) {
-      keys.add(r.key);
-      if (this.#loggedRejects.has(r.key)) continue;
-      this.#o.log.warn("value from Consul left out: not safe in nginx config", {
-        consulService: r.service,
-        instance: r.instance,
-        field: r.field,
-        value: r.value,
-        reason: r.reason,
-      });
-    }
-    this.#loggedRejects = keys;
   }
 
   /** Renders and applies now (one run at a time; a call during a run schedules one more). */
@@ -473,7 +444,7 @@ export class Manager {
       liveId: this.#o.applier.liveId,
       liveSince: this.#liveSince,
       rejects: this.#built?.rejects ?? [],
-      held: this.#held,
+      held: this.#holder?.held ?? [],
       templates: this.#templates.map((t) => ({
         source: t.spec.source,
         dest: t.spec.dest,

@@ -10,21 +10,22 @@ import { checkConsulConnection, createConsulHttp } from "../../../lib/consul-cli
 import type { Logger } from "../../../lib/log.ts";
 import { json, startOpsServer, type OpsServer } from "../../../lib/ops-server.ts";
 import { ConfigStore } from "./apply/config-store.ts";
-import { controlClient, type ControlClient, type InstanceFigures } from "./apply/control-client.ts";
+import { cachedFigures, controlClient } from "./apply/control-client.ts";
 import { DataPlane, pushingReloader } from "./apply/data-plane.ts";
 import {
   commandReloader,
   generationConfirmer,
   NginxSupervisor,
   nginxValidator,
+  nginxPidFile,
   noReload,
+  resumeNginx,
   type NginxExit,
   type Reloader,
 } from "./apply/nginx.ts";
 import { DryRun, Transaction, type Applier } from "./apply/transaction.ts";
 import { routeNetworks } from "./core/route-networks.ts";
-import { buildStatus, renderStatusHtml } from "./core/status.ts";
-import { routesManifest } from "./core/render.ts";
+import { buildHealth, buildStatus, renderStatusHtml } from "./core/status.ts";
 import { Manager } from "./manager.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { recorderFor } from "./outcomes.ts";
@@ -33,18 +34,6 @@ import { consulCatalogApi, maxConsulSockets, nodeReadConcurrency } from "./watch
 import { ConsulCatalogWatcher } from "./watch/consul-watcher.ts";
 import { checkToken, reportToken } from "./watch/token-check.ts";
 import { watchTemplateFiles, type TemplateFileWatcher } from "./watch/template-files.ts";
-
-/** nginx's per-instance figures, read at most every 250 ms (a scrape and a status poll share one read). */
-function cachedFigures(control: ControlClient): () => Promise<InstanceFigures[]> {
-  let last: { at: number; value: Promise<InstanceFigures[]> } | undefined;
-  return () => {
-    if (!last || Date.now() - last.at > 250) last = { at: Date.now(), value: control.figures() };
-    return last.value;
-  };
-}
-
-/** Where nginx writes its pid (the default templates' `pid` directive). */
-const nginxPidFile = "/tmp/dockside-nginx.pid";
 
 function exitStatus(exit: NginxExit): number {
   if (exit.code !== null) return exit.code;
@@ -172,14 +161,8 @@ export async function startTemplater(o: TemplaterOptions): Promise<Templater> {
     });
   }
 
-  const liveRoutes = store?.liveId
-    ? await readFile(`${store.generationDir(store.liveId)}/${routesManifest}`, "utf8")
-        .then((t) => JSON.parse(t) as unknown)
-        .then((v) => (Array.isArray(v) ? v.filter((n): n is string => typeof n === "string") : []))
-        .catch(() => [])
-    : [];
   const manager = new Manager({
-    liveRoutes,
+    liveRoutes: (await store?.liveRoutes()) ?? [],
     templates: settings.templates,
     readTemplate: (file) => readFile(file, "utf8"),
     applier,
@@ -204,7 +187,6 @@ export async function startTemplater(o: TemplaterOptions): Promise<Templater> {
     metrics,
     log,
   });
-  /** Started with a config applied before (a restart): it serves while Consul is asked. */
   const restored = (store?.liveId ?? null) !== null;
   const templatesOk = await manager.loadTemplates();
   if (settings.once && !templatesOk) {
@@ -259,26 +241,15 @@ export async function startTemplater(o: TemplaterOptions): Promise<Templater> {
       port: settings.opsPort,
       registry: metrics.registry,
       log,
-      health: () => {
-        const m = manager.state();
-        // exec: nginx runs; command: a config is live; dry: a render was printed
-        const serving = supervisor ? supervisor.running : m.liveId !== null;
-        const degraded = manager.degraded();
-        return {
-          // Serving a stand-in (Consul never read) is not healthy: nothing is routed.
-          // Healthy once Consul was read (or after a restart with the last applied config).
-          ok: serving && !manager.standInLive && (reach.everOk || restored),
-          // ok: serving; degraded: serving, but the last apply failed or a template is broken (why: in `degraded`)
-          state: !serving ? "down" : degraded.length ? "degraded" : "ok",
-          degraded,
-          generation: m.liveId,
-          consul: reach.up,
-          consulState: reach.state,
-          nginx: supervisor ? supervisor.running : undefined,
-          templateErrors: m.templates.filter((t) => t.error).length,
-          lastError: m.lastError,
-        };
-      },
+      health: () =>
+        buildHealth({
+          state: manager.state(),
+          degraded: manager.degraded(),
+          standInLive: manager.standInLive,
+          nginxRunning: supervisor?.running,
+          consul: { up: reach.up, everOk: reach.everOk, state: reach.state },
+          restored,
+        }),
       routes: {
         "/": async () => ({ type: "text/html; charset=utf-8", body: renderStatusHtml(await status()) }),
         "/status": async () => json(await status()),
@@ -300,28 +271,18 @@ export async function startTemplater(o: TemplaterOptions): Promise<Templater> {
       log.warn("cannot watch the template files; edits need a restart", { err });
     }
 
-  // Exec mode after a templater crash: nginx kept running (the edge's init restarted only us);
-  // adopt it, and push its instance sets again once Consul answers.
-  const adopted = supervisor && !settings.once ? await supervisor.adopt(nginxPidFile) : undefined;
-  if (adopted) {
-    const served = await generationConfirmer(confirmUrlOf(settings), 1000)
-      .confirm(store?.liveId ?? "", () => true)
-      .catch(() => false);
-    log.info("nginx was running; serving on", { pid: adopted, generation: store?.liveId, confirmed: served });
-  }
-  // Exec mode after a restart: serve the last good config while Consul is asked.
-  if (supervisor && !adopted && store?.liveId) {
-    const check = await nginxValidator(settings.nginxBin).validate(store.liveMainPath);
-    if (check.ok) {
-      log.info("starting nginx with the last applied config", { generation: store.liveId });
-      await (startReloader ?? supervisor)
-        .reload(store.liveId)
-        .catch((err: Error) => log.warn("nginx start failed", { err }));
-    } else {
-      log.warn("the last applied config no longer passes nginx -t; waiting for a new render", {
-        output: check.output,
-      });
-    }
+  // Exec mode: adopt an nginx that outlived a crash, or start one with the last good config.
+  if (supervisor && store) {
+    await resumeNginx({
+      supervisor,
+      pidFile: nginxPidFile,
+      liveId: store.liveId,
+      liveMainPath: store.liveMainPath,
+      confirmUrl: confirmUrlOf(settings),
+      validator: nginxValidator(settings.nginxBin),
+      starter: startReloader ?? supervisor,
+      log,
+    });
   }
 
   log.info("templater running", {

@@ -80,6 +80,19 @@ export class ConfigStore {
     return path.join(this.#generations, id);
   }
 
+  /** The services the live generation routes (its routes manifest); empty when none or unreadable. */
+  async liveRoutes(): Promise<string[]> {
+    if (this.#liveId === null) return [];
+    try {
+      const v = JSON.parse(
+        await fs.readFile(path.join(this.generationDir(this.#liveId), routesManifest), "utf8"),
+      ) as unknown;
+      return Array.isArray(v) ? v.filter((n): n is string => typeof n === "string") : [];
+    } catch {
+      return [];
+    }
+  }
+
   /** Creates the layout, removes staging leftovers of a crash, reads which generation is live. */
   async init(): Promise<void> {
     await fs.mkdir(this.#generations, { recursive: true });

@@ -93,3 +93,12 @@ export function controlClient(baseUrl: string, timeoutMs = 2000): ControlClient 
     close: () => agent.destroy(),
   };
 }
+
+/** nginx's per-instance figures, read at most every 250 ms (a scrape and a status poll share one read). */
+export function cachedFigures(control: ControlClient): () => Promise<InstanceFigures[]> {
+  let last: { at: number; value: Promise<InstanceFigures[]> } | undefined;
+  return () => {
+    if (!last || Date.now() - last.at > 250) last = { at: Date.now(), value: control.figures() };
+    return last.value;
+  };
+}

@@ -7,13 +7,7 @@
 import { readFile, rename, writeFile } from "node:fs/promises";
 import { Backoff } from "../../../../lib/backoff.ts";
 import type { Logger } from "../../../../lib/log.ts";
-import {
-  changedNames,
-  pushBodies,
-  weightLimits,
-  type InstanceSets,
-  type Peer,
-} from "../core/instance-sets.ts";
+import { changedNames, parsePersistedSets, pushBodies, type InstanceSets } from "../core/instance-sets.ts";
 import type { ControlClient } from "./control-client.ts";
 import type { Reloader } from "./nginx.ts";
 
@@ -38,34 +32,6 @@ export interface DataPlaneOptions {
    * answers (as the last good config keeps its routes). Best effort: a failed write is logged.
    */
   persistPath?: string;
-}
-
-const endpointPattern = /^(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\]):\d{1,5}$/;
-
-/** Sets from the persisted file; anything malformed gives undefined (nginx checks again on push). */
-export function parsePersistedSets(text: string): InstanceSets | undefined {
-  const raw = JSON.parse(text) as unknown;
-  if (!Array.isArray(raw)) return undefined;
-  const out = new Map<string, Peer[]>();
-  for (const entry of raw) {
-    if (
-      !Array.isArray(entry) ||
-      typeof entry[0] !== "string" ||
-      !/^svc_[A-Za-z0-9][A-Za-z0-9_-]*$/.test(entry[0])
-    )
-      return undefined;
-    if (!Array.isArray(entry[1])) return undefined;
-    const peers: Peer[] = [];
-    for (const p of entry[1] as unknown[]) {
-      const { endpoint, weight } = (p ?? {}) as Partial<Peer>;
-      if (typeof endpoint !== "string" || !endpointPattern.test(endpoint)) return undefined;
-      if (!Number.isInteger(weight) || weight! < weightLimits.min || weight! > weightLimits.max)
-        return undefined;
-      peers.push({ endpoint, weight: weight! });
-    }
-    out.set(entry[0], peers);
-  }
-  return out;
 }
 
 export class DataPlane {
@@ -143,10 +109,14 @@ export class DataPlane {
     });
   }
 
-  /** New desired sets: the ones that changed are pushed at once (coalesced while a push runs). */
+  /**
+   * New desired sets: the ones that changed are pushed at once (coalesced while a push runs).
+   * Called on every snapshot: sets equal to the desired ones are saved again only after a failed save.
+   */
   update(sets: InstanceSets, since?: number): void {
-    this.#desired = sets;
-    this.#save(sets);
+    const changed = sets.size !== this.#desired.size || changedNames(this.#desired, sets).length > 0;
+    if (changed) this.#desired = sets;
+    if (changed || this.#saveFailed) this.#save(this.#desired);
     this.#desiredSince ??= since;
     if (this.#queued || !(this.#o.isReady?.() ?? true)) return;
     this.#queued = true;

@@ -281,3 +281,47 @@ export function commandReloader(command: string, confirmer: Confirmer, log: Logg
 
 /** `--once` in exec mode: there is no nginx to reload. */
 export const noReload: Reloader = { reload: async () => {} };
+
+/** Where nginx writes its pid (the default templates' `pid` directive). */
+export const nginxPidFile = "/tmp/dockside-nginx.pid";
+
+export interface ResumeOptions {
+  supervisor: NginxSupervisor;
+  pidFile: string;
+  /** The live generation (null: none yet) and the config path nginx runs with. */
+  liveId: string | null;
+  liveMainPath: string;
+  /** Where nginx says which generation it serves. */
+  confirmUrl: string | null;
+  validator: Validator;
+  /** Starts nginx: the supervisor (in dynamic mode wrapped to push the instance sets). */
+  starter: Reloader;
+  log: Logger;
+}
+
+/**
+ * Exec mode at start-up, before any render. After a templater crash nginx kept running (the
+ * edge's init restarted only us): adopt it; its instance sets are pushed again once Consul
+ * answers. After a restart: serve the last good config while Consul is asked.
+ */
+export async function resumeNginx(o: ResumeOptions): Promise<void> {
+  const { log } = o;
+  const adopted = await o.supervisor.adopt(o.pidFile);
+  if (adopted) {
+    const served = await generationConfirmer(o.confirmUrl, 1000)
+      .confirm(o.liveId ?? "", () => true)
+      .catch(() => false);
+    log.info("nginx was running; serving on", { pid: adopted, generation: o.liveId, confirmed: served });
+    return;
+  }
+  if (!o.liveId) return;
+  const check = await o.validator.validate(o.liveMainPath);
+  if (check.ok) {
+    log.info("starting nginx with the last applied config", { generation: o.liveId });
+    await o.starter.reload(o.liveId).catch((err: Error) => log.warn("nginx start failed", { err }));
+  } else {
+    log.warn("the last applied config no longer passes nginx -t; waiting for a new render", {
+      output: check.output,
+    });
+  }
+}

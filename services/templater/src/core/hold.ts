@@ -12,7 +12,7 @@
 //   its checks while still registered, its instances on nodes that are alive stay routed;
 //   nginx's passive checks and retries then sort out which of them answer. Off with panic false.
 
-import type { InstanceView, ServiceView, View } from "./view.ts";
+import { summarise, type InstanceView, type ServiceView, type View } from "./view.ts";
 
 export type HoldReason = "consul-restarted" | "panic";
 
@@ -54,11 +54,7 @@ const byText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 /** Service-level tags and meta from the instances it routes (as buildView does). */
 function withInstances(s: ServiceView, instances: InstanceView[]): ServiceView {
   const sorted = [...instances].sort((a, b) => byText(a.id, b.id) || byText(a.node, b.node));
-  const [first, ...rest] = sorted;
-  const meta = first
-    ? Object.fromEntries(Object.entries(first.meta).filter(([k, v]) => rest.every((i) => i.meta[k] === v)))
-    : {};
-  return { ...s, tags: [...new Set(sorted.flatMap((i) => i.tags))].sort(byText), meta, instances: sorted };
+  return { ...s, ...summarise(sorted), instances: sorted };
 }
 
 export function holdRouted(input: HoldInput): HoldResult {
@@ -112,4 +108,58 @@ export function holdRouted(input: HoldInput): HoldResult {
     suspectSince,
     graceEndsAt: suspectSince === undefined ? undefined : suspectSince + graceMs,
   };
+}
+
+/**
+ * holdRouted from snapshot to snapshot: carries what was routed last, the grace period in force
+ * and the last index reset seen (a reset starts a grace period once). Pure, stateful.
+ */
+export class Holder {
+  readonly #graceMs: number;
+  readonly #panic: boolean;
+  #routed: View | undefined;
+  #suspectSince: number | undefined;
+  #resetSeen: number | undefined;
+  #heldKey = "[]";
+  #held: Held[] = [];
+
+  constructor(options: { graceMs: number; panic: boolean }) {
+    this.#graceMs = options.graceMs;
+    this.#panic = options.panic;
+  }
+
+  /** What the last call held. */
+  get held(): readonly Held[] {
+    return this.#held;
+  }
+
+  /** The view to route now; `heldChanged` when what is held differs from the last call. */
+  next(input: {
+    routed: View;
+    catalog: View;
+    nodesDown: ReadonlySet<string>;
+    now: number;
+    /** The snapshot's index reset (Consul's index went backwards), if any. */
+    indexResetAt: number | undefined;
+  }): HoldResult & { heldChanged: boolean } {
+    const { indexResetAt, ...rest } = input;
+    if (indexResetAt !== undefined && indexResetAt !== this.#resetSeen) {
+      this.#resetSeen = indexResetAt;
+      this.#suspectSince = indexResetAt;
+    }
+    const r = holdRouted({
+      ...rest,
+      previous: this.#routed,
+      suspectSince: this.#suspectSince,
+      graceMs: this.#graceMs,
+      panic: this.#panic,
+    });
+    this.#suspectSince = r.suspectSince;
+    this.#routed = r.view;
+    this.#held = r.held;
+    const key = JSON.stringify(r.held);
+    const heldChanged = key !== this.#heldKey;
+    this.#heldKey = key;
+    return { ...r, heldChanged };
+  }
 }

@@ -34,10 +34,16 @@ export function upstreamName(service: string): string {
   return `svc_${service}`;
 }
 
+/** An instance whose weight was not usable (it gets the default weight). */
+export interface BadWeight {
+  service: string;
+  instance: string;
+  reason: string;
+}
+
 export interface SetsResult {
   sets: InstanceSets;
-  /** Instances whose weight was not usable (they get the default weight). */
-  badWeights: { service: string; instance: string; reason: string }[];
+  badWeights: BadWeight[];
 }
 
 export function instanceSets(view: View): SetsResult {
@@ -107,4 +113,32 @@ export function pushBodies(sets: InstanceSets, names: readonly string[], firstVe
   }
   if (lines.length > 0 || bodies.length === 0) flush();
   return bodies;
+}
+
+const endpointPattern = /^(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\]):\d{1,5}$/;
+
+/** Sets from the data plane's persisted file (apply/data-plane.ts); anything malformed gives undefined (nginx checks again on push). */
+export function parsePersistedSets(text: string): InstanceSets | undefined {
+  const raw = JSON.parse(text) as unknown;
+  if (!Array.isArray(raw)) return undefined;
+  const out = new Map<string, Peer[]>();
+  for (const entry of raw) {
+    if (
+      !Array.isArray(entry) ||
+      typeof entry[0] !== "string" ||
+      !/^svc_[A-Za-z0-9][A-Za-z0-9_-]*$/.test(entry[0])
+    )
+      return undefined;
+    if (!Array.isArray(entry[1])) return undefined;
+    const peers: Peer[] = [];
+    for (const p of entry[1] as unknown[]) {
+      const { endpoint, weight } = (p ?? {}) as Partial<Peer>;
+      if (typeof endpoint !== "string" || !endpointPattern.test(endpoint)) return undefined;
+      if (!Number.isInteger(weight) || weight! < weightLimits.min || weight! > weightLimits.max)
+        return undefined;
+      peers.push({ endpoint, weight: weight! });
+    }
+    out.set(entry[0], peers);
+  }
+  return out;
 }

@@ -1,7 +1,7 @@
 // The status page, as data and as HTML: services → instances (every status, from Consul) →
 // the upstream servers of the generation nginx serves now. Pure.
 
-import type { InstanceSets } from "./instance-sets.ts";
+import { upstreamName, type InstanceSets } from "./instance-sets.ts";
 import { hostPort } from "./nginx-values.ts";
 import type { Held } from "./hold.ts";
 import type { Reject, View } from "./view.ts";
@@ -86,7 +86,8 @@ export function buildStatus(input: StatusInput): Status {
   const now = new Map((input.catalog?.services ?? []).map((s) => [s.name, s]));
   const names = [...new Set([...live.keys(), ...now.keys()])].sort();
   const services = names.map((name): ServiceStatus => {
-    const peers = input.liveSets?.sets.get(`svc_${name}`);
+    const setName = upstreamName(name);
+    const peers = input.liveSets?.sets.get(setName);
     const upstream = peers
       ? peers.map((p) => p.endpoint)
       : (live.get(name)?.instances ?? []).map((i) => hostPort(i.address, i.port));
@@ -100,7 +101,7 @@ export function buildStatus(input: StatusInput): Status {
       instances: (now.get(name)?.instances ?? []).map((i) => {
         const endpoint = hostPort(i.address, i.port);
         const weight = peers?.find((p) => p.endpoint === endpoint)?.weight;
-        const figures = input.figures?.get(`svc_${name} ${endpoint}`);
+        const figures = input.figures?.get(`${setName} ${endpoint}`);
         return {
           id: i.id,
           node: i.node,
@@ -127,6 +128,40 @@ export function buildStatus(input: StatusInput): Status {
     held: input.held ?? [],
     templates: input.templates,
     lastError: input.lastError,
+  };
+}
+
+export interface HealthInput {
+  state: ManagerState;
+  /** Why the edge is degraded now (Manager.degraded). */
+  degraded: string[];
+  /** Whether the live config is the stand-in (Manager.standInLive). */
+  standInLive: boolean;
+  /** Exec mode: whether the supervised nginx runs; undefined in the other modes. */
+  nginxRunning: boolean | undefined;
+  consul: { up: boolean; everOk: boolean; state: unknown };
+  /** Started with a config applied before (a restart): it serves while Consul is asked. */
+  restored: boolean;
+}
+
+/** The /health report. */
+export function buildHealth(h: HealthInput) {
+  const m = h.state;
+  // exec: nginx runs; command: a config is live; dry: a render was printed
+  const serving = h.nginxRunning ?? m.liveId !== null;
+  return {
+    // Serving a stand-in (Consul never read) is not healthy: nothing is routed.
+    // Healthy once Consul was read (or after a restart with the last applied config).
+    ok: serving && !h.standInLive && (h.consul.everOk || h.restored),
+    // ok: serving; degraded: serving, but the last apply failed or a template is broken (why: in `degraded`)
+    state: !serving ? "down" : h.degraded.length ? "degraded" : "ok",
+    degraded: h.degraded,
+    generation: m.liveId,
+    consul: h.consul.up,
+    consulState: h.consul.state,
+    nginx: h.nginxRunning,
+    templateErrors: m.templates.filter((t) => t.error).length,
+    lastError: m.lastError,
   };
 }
 

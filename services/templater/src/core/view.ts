@@ -102,12 +102,19 @@ function sanitiseMeta(
   return Object.fromEntries(entries.sort((a, b) => byText(a[0], b[0])));
 }
 
-function commonMeta(instances: InstanceView[]): Record<string, string> {
+/**
+ * Service-level tags and meta from the instances a list holds (the union of their tags, the meta
+ * they all agree on): an instance that is not in the list (registered critical, say) must not
+ * change what templates see. Also used by core/hold.ts for the instances it holds.
+ */
+export function summarise(instances: readonly InstanceView[]): Pick<ServiceView, "tags" | "meta"> {
   const [first, ...rest] = instances;
-  if (!first) return {};
-  return Object.fromEntries(
-    Object.entries(first.meta).filter(([k, v]) => rest.every((i) => i.meta[k] === v)),
-  );
+  return {
+    tags: [...new Set(instances.flatMap((i) => i.tags))].sort(byText),
+    meta: first
+      ? Object.fromEntries(Object.entries(first.meta).filter(([k, v]) => rest.every((i) => i.meta[k] === v)))
+      : {},
+  };
 }
 
 export function buildView(snapshot: CatalogSnapshot, options: ViewOptions): BuiltView {
@@ -197,14 +204,8 @@ export function buildView(snapshot: CatalogSnapshot, options: ViewOptions): Buil
   for (const name of [...services.keys()].sort(byText)) {
     const all = services.get(name)!.sort((a, b) => byText(a.id, b.id) || byText(a.node, b.node));
     const routed = all.filter((i) => options.statuses.includes(i.status) && !nodesDown.has(i.node));
-    // Service-level tags and meta come from the instances each list holds: an instance that is
-    // not routed (registered critical, say) must not change what templates see.
-    const summary = (list: InstanceView[]) => ({
-      tags: [...new Set(list.flatMap((i) => i.tags))].sort(byText),
-      meta: commonMeta(list),
-    });
-    catalog.push({ name, ...summary(all), instances: all });
-    view.push({ name, ...summary(routed), instances: routed });
+    catalog.push({ name, ...summarise(all), instances: all });
+    view.push({ name, ...summarise(routed), instances: routed });
   }
   return {
     view: { services: view },
