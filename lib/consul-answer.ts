@@ -70,14 +70,22 @@ export type ConsulAnswer<T> =
   | { kind: "ok"; value: T; /** X-Consul-Index; NaN when absent. */ index: number }
   | { kind: AnswerProblem; message: string; status?: number; cause?: unknown };
 
+/** An answer that is not ok, as an error; `kind` says which. The one error class for every service. */
 export class ConsulAnswerError extends Error {
   readonly kind: AnswerProblem;
   readonly status: number | undefined;
-  constructor(kind: AnswerProblem, message: string, options: { status?: number; cause?: unknown } = {}) {
+  /** What was asked, when the caller names it (the registrator: the `consul` client's request name). */
+  readonly request: string | undefined;
+  constructor(
+    kind: AnswerProblem,
+    message: string,
+    options: { status?: number; request?: string; cause?: unknown } = {},
+  ) {
     super(message, { cause: options.cause });
     this.name = "ConsulAnswerError";
     this.kind = kind;
     this.status = options.status;
+    this.request = options.request;
   }
 }
 

@@ -5,12 +5,11 @@
 //   malformed   a 2xx that is not Consul's answer (an HTML page, truncated or wrong-shaped JSON):
 //               a write it "confirms" is not confirmed
 //   unreachable no answer, or a 5xx
-// Local to the registrator; lib/consul-answer.ts (the `consul` session's) is the shared one
-// the coordinator may fold this into.
+// The kinds and the error class are lib/consul-answer.ts's, shared with the templater; this
+// module is the registrator's input adapter: bodies the `consul` client already decoded.
 
+import { ConsulAnswerError, type AnswerKind } from "../../../../lib/consul-answer.ts";
 import { stripControlChars } from "../core/validate.ts";
-
-export type AnswerKind = "ok" | "denied" | "malformed" | "unreachable";
 
 /** What a request expects in a 2xx body. */
 export type Expect = "empty" | "object" | "object-or-null";
@@ -26,21 +25,6 @@ export interface Classified {
   kind: AnswerKind;
   /** For every kind but ok: one line saying what was wrong. */
   message?: string;
-}
-
-/** An answer that is not ok, as an error; `kind` says which. */
-export class ConsulAnswerError extends Error {
-  readonly kind: Exclude<AnswerKind, "ok">;
-  readonly status: number;
-  /** The client's name of the request, e.g. agent.service.register. */
-  readonly request: string;
-  constructor(kind: Exclude<AnswerKind, "ok">, message: string, status: number, request: string) {
-    super(message);
-    this.name = "ConsulAnswerError";
-    this.kind = kind;
-    this.status = status;
-    this.request = request;
-  }
 }
 
 function text(body: unknown, max = 200): string {
@@ -126,13 +110,14 @@ export function checkAnswers(consul: object): void {
       expectations[name] ?? "empty",
     );
     if (c.kind === "denied") {
-      request.err = new ConsulAnswerError("denied", c.message!, res.statusCode, name);
+      request.err = new ConsulAnswerError("denied", c.message!, { status: res.statusCode, request: name });
     } else if (c.kind === "malformed") {
-      request.err = new ConsulAnswerError("malformed", `${name}: ${c.message}`, res.statusCode, name);
+      const message = `${name}: ${c.message}`;
+      request.err = new ConsulAnswerError("malformed", message, { status: res.statusCode, request: name });
     } else if (request.err && res.statusCode >= 200 && res.statusCode < 300) {
       // The client failed to decode a 2xx body (truncated JSON): that is not a confirmation.
       const message = `${name}: a ${res.statusCode} answer that is not Consul's (${request.err.message})`;
-      request.err = new ConsulAnswerError("malformed", message, res.statusCode, name);
+      request.err = new ConsulAnswerError("malformed", message, { status: res.statusCode, request: name });
     }
     next();
   });
