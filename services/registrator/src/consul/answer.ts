@@ -4,11 +4,11 @@
 //   denied      401/403: the token may not do this; Consul's words are kept for the log
 //   malformed   a 2xx that is not Consul's answer (an HTML page, truncated or wrong-shaped JSON):
 //               a write it "confirms" is not confirmed
-//   unreachable no answer, or a 5xx
+//   unreachable no answer, a 5xx or a 429
 // The kinds and the error class are lib/consul-answer.ts's, shared with the templater; this
 // module is the registrator's input adapter: bodies the `consul` client already decoded.
 
-import { ConsulAnswerError, type AnswerKind } from "../../../../lib/consul-answer.ts";
+import { ConsulAnswerError, statusKind, type AnswerKind } from "../../../../lib/consul-answer.ts";
 import { stripControlChars } from "../core/validate.ts";
 
 /** What a request expects in a 2xx body. */
@@ -41,12 +41,17 @@ function isEmpty(body: unknown): boolean {
   return body === undefined || (Buffer.isBuffer(body) && body.length === 0) || body === "";
 }
 
+/** lib/consul-answer.ts's status rule, then the body as the `consul` client decoded it. */
 export function classifyAnswer(a: RawAnswer, expect: Expect): Classified {
-  if (a.status === 401 || a.status === 403) {
-    return { kind: "denied", message: `permission denied: ${text(a.body) || `HTTP ${a.status}`}` };
+  switch (statusKind(a.status)) {
+    case "denied":
+      return { kind: "denied", message: `permission denied: ${text(a.body) || `HTTP ${a.status}`}` };
+    case "unreachable":
+      return { kind: "unreachable", message: `HTTP ${a.status}` };
+    case "other":
+      return { kind: "ok" }; // 400, 404: an answer the caller reads
+    case "success": // the body decides, below
   }
-  if (a.status >= 500 || a.status === 0) return { kind: "unreachable", message: `HTTP ${a.status}` };
-  if (a.status < 200 || a.status >= 300) return { kind: "ok" };
   const json = /^application\/json$/i.test(a.contentType.split(";")[0]!.trim());
   const what = `a ${a.status} answer that is not Consul's`;
   if (!isEmpty(a.body) && !json) {
