@@ -91,14 +91,8 @@ export interface HealthState {
 }
 
 export class Reconciler {
-  readonly #o: Required<
-    Omit<ReconcilerOptions, "retryInitialMs" | "concurrency" | "lossWatch" | "eventsCheck">
-  > & {
-    retryInitialMs: number;
-    concurrency: number;
-    lossWatch: { waitMs: number; retryMaxMs: number };
-    eventsCheck: { intervalMs: number; lagMs: number };
-  };
+  /** The options with every default filled in. */
+  readonly #o: Required<ReconcilerOptions>;
   readonly #log: Logger;
   readonly #m: Metrics;
   readonly #queue: KeyedQueue;
