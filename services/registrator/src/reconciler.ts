@@ -106,6 +106,7 @@ export class Reconciler {
   readonly #scheduler: SyncScheduler;
   readonly #permissions: Permissions;
 
+  /** When the last full sync succeeded; null until the first one (synced = not null). */
   #lastFullSync: Date | null = null;
   #loops: Promise<void>[] = [];
   /** The event stream is open (or failed once): the first full sync may start. */
@@ -114,7 +115,6 @@ export class Reconciler {
   readonly #loaded = Promise.withResolvers<void>();
   #isLoaded = false;
   readonly #firstSync = Promise.withResolvers<void>();
-  #isSynced = false;
 
   constructor(options: ReconcilerOptions) {
     this.#o = {
@@ -162,7 +162,7 @@ export class Reconciler {
     return {
       consul: this.#consulReach.up,
       docker: this.#dockerReach.up,
-      synced: this.#isSynced,
+      synced: this.#lastFullSync !== null,
       lastFullSync: this.#lastFullSync?.toISOString() ?? null,
       instances: this.#ledger.size,
       denied: this.#permissions.snapshot(),
@@ -468,15 +468,15 @@ export class Reconciler {
     this.#launchProbes(claims.kept);
     const ms = performance.now() - started;
     this.#m.reconcileSeconds.observe({ scope: "full" }, ms / 1000);
-    this.#lastFullSync = new Date();
     const summary = {
       containers: facts.length,
       instances: this.#ledger.size,
       changes,
       ms: Math.round(ms),
     };
-    if (!this.#isSynced) {
-      this.#isSynced = true;
+    const first = this.#lastFullSync === null;
+    this.#lastFullSync = new Date();
+    if (first) {
       this.#log.info("initial sync complete", summary);
       this.#firstSync.resolve();
     } else this.#log[changes ? "info" : "debug"]("resync complete", summary);
