@@ -19,7 +19,6 @@ import { hostPort } from "../../../lib/host-port.ts";
 import { describeError, type Logger } from "../../../lib/log.ts";
 import { Reachability } from "../../../lib/state-change.ts";
 import { classifyEvent, type DockerEvent } from "./core/events.ts";
-import { nextIndex, registryLoss, type NodeServices } from "./core/loss.ts";
 import { sinceNanos, sinceOf, undelivered } from "./core/stall.ts";
 import { containerInstances, type Mapping } from "./core/instances.ts";
 import { afterRegistration, planChanges, resolveClaims, type Op, type Rejected } from "./core/plan.ts";
@@ -32,6 +31,7 @@ import {
   type ServiceInstance,
 } from "./core/types.ts";
 import { deniedIn } from "./consul/answer.ts";
+import { watchRegistryLoss } from "./consul/loss-watch.ts";
 import { CheckMissing, RegistryRejected, type Registry } from "./consul/registry.ts";
 import type { DockerSource } from "./docker/source.ts";
 import { KeyedQueue } from "./keyed-queue.ts";
@@ -67,9 +67,6 @@ export interface ReconcilerOptions {
   log: Logger;
   metrics: Metrics;
 }
-
-/** A registration younger than this may not be in the catalog yet: its absence is no loss. */
-const catalogLagMs = 1000;
 
 /** An error from a dependency, tagged so the right reachability is updated. */
 class DependencyError extends Error {
@@ -336,59 +333,27 @@ export class Reconciler {
   // ---- registry loss -----------------------------------------------------------
 
   /**
-   * Follows this node's services in the catalog with a blocking read. A full sync
-   * runs at once when the agent answers again after failing, when the index goes
-   * backwards, or when a registration held here is missing: a Consul restarted
-   * empty is restored without waiting for the resync period.
+   * Follows this node's services in the catalog (consul/loss-watch.ts): a Consul restarted
+   * empty is restored by a full sync at once, without waiting for the resync period.
    */
   async #lossLoop(): Promise<void> {
-    const registry = this.#o.registry;
-    if (!registry.nodeServices) return;
+    const nodeServices = this.#o.registry.nodeServices?.bind(this.#o.registry);
+    if (!nodeServices) return;
     const signal = this.#stopped.signal;
-    const { waitMs, retryMaxMs } = this.#o.lossWatch;
-    const backoff = new Backoff({ initialMs: Math.min(100, retryMaxMs), maxMs: retryMaxMs });
     await Promise.race([this.#loaded.promise, sleep(2000, signal)]);
-    let previous: NodeServices | undefined;
-    let failing = false;
-    let lossWatchDenied = false;
-    while (!signal.aborted) {
-      try {
-        const answer = await registry.nodeServices(previous ? nextIndex(previous) : 0, waitMs, signal);
-        const reason = failing
-          ? "the Consul agent answers again"
-          : registryLoss(previous, answer, this.#ledger.heldSince(Date.now() - catalogLagMs));
-        failing = false;
-        backoff.reset();
-        previous = answer;
-        if (reason) {
-          this.#m.restores.inc();
-          this.#log.info("checking Consul's registrations now", { reason });
-          this.#scheduler.request(0);
-        }
-      } catch (err) {
-        if (signal.aborted) return;
-        failing = true;
-        previous = undefined;
-        // Not permitted (the token lacks agent:read or node:read): ask again once per resync, say so once.
-        const denied = deniedIn(err);
-        const delay = denied ? this.#o.resyncMs : backoff.next();
-        if (denied && !lossWatchDenied) {
-          this.#log.warn(
-            "registry-loss watch not permitted; a lost registration is restored at the next resync",
-            {
-              reason: denied.message,
-              request: denied.request,
-            },
-          );
-        }
-        lossWatchDenied = denied !== undefined;
-        this.#log.debug("watch of this node's services failed", {
-          err: describeError(err),
-          retryInMs: delay,
-        });
-        await sleep(delay, signal);
-      }
-    }
+    await watchRegistryLoss({
+      nodeServices,
+      ...this.#o.lossWatch,
+      deniedRetryMs: this.#o.resyncMs,
+      heldSince: (t) => this.#ledger.heldSince(t),
+      onLoss: (reason) => {
+        this.#m.restores.inc();
+        this.#log.info("checking Consul's registrations now", { reason });
+        this.#scheduler.request(0);
+      },
+      log: this.#log,
+      signal,
+    });
   }
 
   // ---- full sync -----------------------------------------------------------
