@@ -8,9 +8,10 @@
 //   dropped when an event-driven sync of that container started after the full
 //   sync took its snapshot: the event saw fresher facts.
 //
-// State lives in three places: state/containers.ts (one record per container),
-// state/ledger.ts (what this registrator holds in Consul) and state/scheduler.ts
-// (when the next full sync runs). This class wires events and syncs to them.
+// State lives in state/: containers.ts (one record per container), ledger.ts (what this
+// registrator holds in Consul), scheduler.ts (when the next full sync runs) and
+// permissions.ts (where Consul refuses it). The watches that only set off a full sync are
+// docker/stall-watch.ts and consul/loss-watch.ts. This class wires events and syncs to them.
 
 import { tlsHint } from "../../../lib/consul-answer.ts";
 import { Backoff, sleep } from "../../../lib/backoff.ts";
@@ -19,7 +20,6 @@ import { hostPort } from "../../../lib/host-port.ts";
 import { describeError, type Logger } from "../../../lib/log.ts";
 import { Reachability } from "../../../lib/state-change.ts";
 import { classifyEvent, type DockerEvent } from "./core/events.ts";
-import { sinceNanos, sinceOf, undelivered } from "./core/stall.ts";
 import { containerInstances, type Mapping } from "./core/instances.ts";
 import { afterRegistration, planChanges, resolveClaims, type Op, type Rejected } from "./core/plan.ts";
 import {
@@ -34,6 +34,7 @@ import { deniedIn } from "./consul/answer.ts";
 import { watchRegistryLoss } from "./consul/loss-watch.ts";
 import { CheckMissing, RegistryRejected, type Registry } from "./consul/registry.ts";
 import type { DockerSource } from "./docker/source.ts";
+import { watchForStall } from "./docker/stall-watch.ts";
 import { KeyedQueue } from "./keyed-queue.ts";
 import type { Metrics } from "./metrics.ts";
 import { ReadyProber, type ProbeTarget } from "./ready-probe.ts";
@@ -275,47 +276,27 @@ export class Reconciler {
     }
   }
 
-  /**
-   * While the stream is open: every interval, the events of the window since the last
-   * one delivered (up to `lagMs` ago) are asked for; any the stream did not deliver
-   * means it is stalled, and the connection is dropped (the loop reconnects, resumes
-   * from the last event and runs a full sync). A window query that fails is Docker
-   * being unreachable, which the stream itself reports.
-   */
-  async #watchStream(
-    connection: AbortController,
-    signal: AbortSignal,
-    lastSince: () => string,
-  ): Promise<void> {
-    const between = this.#o.docker.eventsBetween?.bind(this.#o.docker);
+  /** While the stream is open, its watchdog (docker/stall-watch.ts); a stall drops the connection. */
+  #watchStream(connection: AbortController, signal: AbortSignal, lastSince: () => string): Promise<void> {
+    const eventsBetween = this.#o.docker.eventsBetween?.bind(this.#o.docker);
     const { intervalMs, lagMs } = this.#o.eventsCheck;
-    if (!between || intervalMs <= 0) return;
-    while (!signal.aborted) {
-      await sleep(intervalMs, signal);
-      if (signal.aborted) return;
-      const from = lastSince();
-      const until = sinceOf(Date.now() - lagMs);
-      if (sinceNanos(until) <= sinceNanos(from)) continue;
-      try {
-        const window = await between(
-          from,
-          until,
-          AbortSignal.any([signal, AbortSignal.timeout(intervalMs + 2000)]),
-        );
-        const missed = undelivered(window, lastSince());
-        if (missed.length === 0) continue;
+    if (!eventsBetween || intervalMs <= 0) return Promise.resolve();
+    return watchForStall({
+      eventsBetween,
+      intervalMs,
+      lagMs,
+      lastSince,
+      onStall: (missed) => {
         this.#m.errors.inc({ kind: "docker_stall" });
         this.#log.warn("Docker event stream stalled; reconnecting", {
           undelivered: missed.length,
           firstAction: missed[0]!.Action,
         });
         connection.abort(new Error("the Docker event stream stalled (events found that it did not deliver)"));
-        return;
-      } catch (err) {
-        if (signal.aborted) return;
-        this.#log.debug("event stream check failed", { err: describeError(err) });
-      }
-    }
+      },
+      log: this.#log,
+      signal,
+    });
   }
 
   // ---- scheduling ----------------------------------------------------------
