@@ -70,14 +70,22 @@ export type ConsulAnswer<T> =
   | { kind: "ok"; value: T; /** X-Consul-Index; NaN when absent. */ index: number }
   | { kind: AnswerProblem; message: string; status?: number; cause?: unknown };
 
+/** An answer that is not ok, as an error; `kind` says which. The one error class for every service. */
 export class ConsulAnswerError extends Error {
   readonly kind: AnswerProblem;
   readonly status: number | undefined;
-  constructor(kind: AnswerProblem, message: string, options: { status?: number; cause?: unknown } = {}) {
+  /** What was asked, when the caller names it (the registrator: the `consul` client's request name). */
+  readonly request: string | undefined;
+  constructor(
+    kind: AnswerProblem,
+    message: string,
+    options: { status?: number; request?: string; cause?: unknown } = {},
+  ) {
     super(message, { cause: options.cause });
     this.name = "ConsulAnswerError";
     this.kind = kind;
     this.status = options.status;
+    this.request = options.request;
   }
 }
 
@@ -86,6 +94,17 @@ const oneLine = (s: string, max = 200) => {
   return flat.length > max ? `${flat.slice(0, max)}…` : flat;
 };
 
+/**
+ * What the HTTP status alone says, the rule every input adapter shares: refused (401/403), no
+ * usable answer (5xx, 429, or no status at all), a success whose body decides, or another status
+ * (what that means is the caller's: an odd answer here, "not found" to a registrator's write).
+ */
+export function statusKind(status: number): "denied" | "unreachable" | "success" | "other" {
+  if (status === 401 || status === 403) return "denied";
+  if (status >= 500 || status === 429 || status === 0) return "unreachable";
+  return status >= 200 && status <= 299 ? "success" : "other";
+}
+
 /** Classifies what a request produced: a raw answer, or the error it failed with. */
 export function classifyAnswer<T>(raw: RawAnswer | Error, schema: ZodType<T>): ConsulAnswer<T> {
   if (raw instanceof Error) {
@@ -93,14 +112,14 @@ export function classifyAnswer<T>(raw: RawAnswer | Error, schema: ZodType<T>): C
     return { kind: "unreachable", message: errorText(raw), cause: raw };
   }
   const { status } = raw;
-  if (status === 401 || status === 403) {
-    return { kind: "denied", status, message: oneLine(raw.body) || `HTTP ${status}` };
-  }
-  if (status >= 500 || status === 429) {
-    return { kind: "unreachable", status, message: `HTTP ${status}: ${oneLine(raw.body) || "no body"}` };
-  }
-  if (status < 200 || status > 299) {
-    return { kind: "malformed", status, message: `unexpected HTTP ${status}: ${oneLine(raw.body, 80)}` };
+  switch (statusKind(status)) {
+    case "denied":
+      return { kind: "denied", status, message: oneLine(raw.body) || `HTTP ${status}` };
+    case "unreachable":
+      return { kind: "unreachable", status, message: `HTTP ${status}: ${oneLine(raw.body) || "no body"}` };
+    case "other":
+      return { kind: "malformed", status, message: `unexpected HTTP ${status}: ${oneLine(raw.body, 80)}` };
+    case "success": // the body decides, below
   }
   let json: unknown;
   try {

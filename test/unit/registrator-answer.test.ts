@@ -2,7 +2,8 @@
 // confirmed only by a well-formed answer; 401/403 are "denied", never "unreachable".
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { classifyAnswer, ConsulAnswerError, deniedIn } from "../../services/registrator/src/consul/answer.ts";
+import { ConsulAnswerError } from "../../lib/consul-answer.ts";
+import { classifyAnswer, deniedIn } from "../../services/registrator/src/consul/answer.ts";
 
 const html = Buffer.from("<html><body>maintenance</body></html>");
 const json = "application/json";
@@ -65,9 +66,12 @@ describe("Consul answers", () => {
   });
 
   it("a refusal is found through the causes that wrap it", () => {
-    const denied = new ConsulAnswerError("denied", "permission denied: x", 403, "agent.service.register");
+    const denied = new ConsulAnswerError("denied", "permission denied: x", {
+      status: 403,
+      request: "agent.service.register",
+    });
     assert.equal(deniedIn(new Error("outer", { cause: denied })), denied);
-    assert.equal(deniedIn(new ConsulAnswerError("malformed", "m", 200, "r")), undefined);
+    assert.equal(deniedIn(new ConsulAnswerError("malformed", "m", { status: 200, request: "r" })), undefined);
     assert.equal(deniedIn(new Error("plain")), undefined);
   });
 });

@@ -8,9 +8,10 @@
 //   dropped when an event-driven sync of that container started after the full
 //   sync took its snapshot: the event saw fresher facts.
 //
-// State lives in three places: state/containers.ts (one record per container),
-// state/ledger.ts (what this registrator holds in Consul) and state/scheduler.ts
-// (when the next full sync runs). This class wires events and syncs to them.
+// State lives in state/: containers.ts (one record per container), ledger.ts (what this
+// registrator holds in Consul), scheduler.ts (when the next full sync runs) and
+// permissions.ts (where Consul refuses it). The watches that only set off a full sync are
+// docker/stall-watch.ts and consul/loss-watch.ts. This class wires events and syncs to them.
 
 import { tlsHint } from "../../../lib/consul-answer.ts";
 import { Backoff, sleep } from "../../../lib/backoff.ts";
@@ -19,8 +20,6 @@ import { hostPort } from "../../../lib/host-port.ts";
 import { describeError, type Logger } from "../../../lib/log.ts";
 import { Reachability } from "../../../lib/state-change.ts";
 import { classifyEvent, type DockerEvent } from "./core/events.ts";
-import { nextIndex, registryLoss, type NodeServices } from "./core/loss.ts";
-import { sinceNanos, sinceOf, undelivered } from "./core/stall.ts";
 import { containerInstances, type Mapping } from "./core/instances.ts";
 import { afterRegistration, planChanges, resolveClaims, type Op, type Rejected } from "./core/plan.ts";
 import {
@@ -32,8 +31,10 @@ import {
   type ServiceInstance,
 } from "./core/types.ts";
 import { deniedIn } from "./consul/answer.ts";
+import { watchRegistryLoss } from "./consul/loss-watch.ts";
 import { CheckMissing, RegistryRejected, type Registry } from "./consul/registry.ts";
 import type { DockerSource } from "./docker/source.ts";
+import { watchForStall } from "./docker/stall-watch.ts";
 import { KeyedQueue } from "./keyed-queue.ts";
 import type { Metrics } from "./metrics.ts";
 import { ReadyProber, type ProbeTarget } from "./ready-probe.ts";
@@ -68,9 +69,6 @@ export interface ReconcilerOptions {
   metrics: Metrics;
 }
 
-/** A registration younger than this may not be in the catalog yet: its absence is no loss. */
-const catalogLagMs = 1000;
-
 /** An error from a dependency, tagged so the right reachability is updated. */
 class DependencyError extends Error {
   readonly dependency: "consul" | "docker";
@@ -91,14 +89,8 @@ export interface HealthState {
 }
 
 export class Reconciler {
-  readonly #o: Required<
-    Omit<ReconcilerOptions, "retryInitialMs" | "concurrency" | "lossWatch" | "eventsCheck">
-  > & {
-    retryInitialMs: number;
-    concurrency: number;
-    lossWatch: { waitMs: number; retryMaxMs: number };
-    eventsCheck: { intervalMs: number; lagMs: number };
-  };
+  /** The options with every default filled in. */
+  readonly #o: Required<ReconcilerOptions>;
   readonly #log: Logger;
   readonly #m: Metrics;
   readonly #queue: KeyedQueue;
@@ -112,6 +104,7 @@ export class Reconciler {
   readonly #scheduler: SyncScheduler;
   readonly #permissions: Permissions;
 
+  /** When the last full sync succeeded; null until the first one (synced = not null). */
   #lastFullSync: Date | null = null;
   #loops: Promise<void>[] = [];
   /** The event stream is open (or failed once): the first full sync may start. */
@@ -120,7 +113,6 @@ export class Reconciler {
   readonly #loaded = Promise.withResolvers<void>();
   #isLoaded = false;
   readonly #firstSync = Promise.withResolvers<void>();
-  #isSynced = false;
 
   constructor(options: ReconcilerOptions) {
     this.#o = {
@@ -168,7 +160,7 @@ export class Reconciler {
     return {
       consul: this.#consulReach.up,
       docker: this.#dockerReach.up,
-      synced: this.#isSynced,
+      synced: this.#lastFullSync !== null,
       lastFullSync: this.#lastFullSync?.toISOString() ?? null,
       instances: this.#ledger.size,
       denied: this.#permissions.snapshot(),
@@ -284,47 +276,27 @@ export class Reconciler {
     }
   }
 
-  /**
-   * While the stream is open: every interval, the events of the window since the last
-   * one delivered (up to `lagMs` ago) are asked for; any the stream did not deliver
-   * means it is stalled, and the connection is dropped (the loop reconnects, resumes
-   * from the last event and runs a full sync). A window query that fails is Docker
-   * being unreachable, which the stream itself reports.
-   */
-  async #watchStream(
-    connection: AbortController,
-    signal: AbortSignal,
-    lastSince: () => string,
-  ): Promise<void> {
-    const between = this.#o.docker.eventsBetween?.bind(this.#o.docker);
+  /** While the stream is open, its watchdog (docker/stall-watch.ts); a stall drops the connection. */
+  #watchStream(connection: AbortController, signal: AbortSignal, lastSince: () => string): Promise<void> {
+    const eventsBetween = this.#o.docker.eventsBetween?.bind(this.#o.docker);
     const { intervalMs, lagMs } = this.#o.eventsCheck;
-    if (!between || intervalMs <= 0) return;
-    while (!signal.aborted) {
-      await sleep(intervalMs, signal);
-      if (signal.aborted) return;
-      const from = lastSince();
-      const until = sinceOf(Date.now() - lagMs);
-      if (sinceNanos(until) <= sinceNanos(from)) continue;
-      try {
-        const window = await between(
-          from,
-          until,
-          AbortSignal.any([signal, AbortSignal.timeout(intervalMs + 2000)]),
-        );
-        const missed = undelivered(window, lastSince());
-        if (missed.length === 0) continue;
+    if (!eventsBetween || intervalMs <= 0) return Promise.resolve();
+    return watchForStall({
+      eventsBetween,
+      intervalMs,
+      lagMs,
+      lastSince,
+      onStall: (missed) => {
         this.#m.errors.inc({ kind: "docker_stall" });
         this.#log.warn("Docker event stream stalled; reconnecting", {
           undelivered: missed.length,
           firstAction: missed[0]!.Action,
         });
         connection.abort(new Error("the Docker event stream stalled (events found that it did not deliver)"));
-        return;
-      } catch (err) {
-        if (signal.aborted) return;
-        this.#log.debug("event stream check failed", { err: describeError(err) });
-      }
-    }
+      },
+      log: this.#log,
+      signal,
+    });
   }
 
   // ---- scheduling ----------------------------------------------------------
@@ -342,59 +314,27 @@ export class Reconciler {
   // ---- registry loss -----------------------------------------------------------
 
   /**
-   * Follows this node's services in the catalog with a blocking read. A full sync
-   * runs at once when the agent answers again after failing, when the index goes
-   * backwards, or when a registration held here is missing: a Consul restarted
-   * empty is restored without waiting for the resync period.
+   * Follows this node's services in the catalog (consul/loss-watch.ts): a Consul restarted
+   * empty is restored by a full sync at once, without waiting for the resync period.
    */
   async #lossLoop(): Promise<void> {
-    const registry = this.#o.registry;
-    if (!registry.nodeServices) return;
+    const nodeServices = this.#o.registry.nodeServices?.bind(this.#o.registry);
+    if (!nodeServices) return;
     const signal = this.#stopped.signal;
-    const { waitMs, retryMaxMs } = this.#o.lossWatch;
-    const backoff = new Backoff({ initialMs: Math.min(100, retryMaxMs), maxMs: retryMaxMs });
     await Promise.race([this.#loaded.promise, sleep(2000, signal)]);
-    let previous: NodeServices | undefined;
-    let failing = false;
-    let lossWatchDenied = false;
-    while (!signal.aborted) {
-      try {
-        const answer = await registry.nodeServices(previous ? nextIndex(previous) : 0, waitMs, signal);
-        const reason = failing
-          ? "the Consul agent answers again"
-          : registryLoss(previous, answer, this.#ledger.heldSince(Date.now() - catalogLagMs));
-        failing = false;
-        backoff.reset();
-        previous = answer;
-        if (reason) {
-          this.#m.restores.inc();
-          this.#log.info("checking Consul's registrations now", { reason });
-          this.#scheduler.request(0);
-        }
-      } catch (err) {
-        if (signal.aborted) return;
-        failing = true;
-        previous = undefined;
-        // Not permitted (the token lacks agent:read or node:read): ask again once per resync, say so once.
-        const denied = deniedIn(err);
-        const delay = denied ? this.#o.resyncMs : backoff.next();
-        if (denied && !lossWatchDenied) {
-          this.#log.warn(
-            "registry-loss watch not permitted; a lost registration is restored at the next resync",
-            {
-              reason: denied.message,
-              request: denied.request,
-            },
-          );
-        }
-        lossWatchDenied = denied !== undefined;
-        this.#log.debug("watch of this node's services failed", {
-          err: describeError(err),
-          retryInMs: delay,
-        });
-        await sleep(delay, signal);
-      }
-    }
+    await watchRegistryLoss({
+      nodeServices,
+      ...this.#o.lossWatch,
+      deniedRetryMs: this.#o.resyncMs,
+      heldSince: (t) => this.#ledger.heldSince(t),
+      onLoss: (reason) => {
+        this.#m.restores.inc();
+        this.#log.info("checking Consul's registrations now", { reason });
+        this.#scheduler.request(0);
+      },
+      log: this.#log,
+      signal,
+    });
   }
 
   // ---- full sync -----------------------------------------------------------
@@ -474,15 +414,15 @@ export class Reconciler {
     this.#launchProbes(claims.kept);
     const ms = performance.now() - started;
     this.#m.reconcileSeconds.observe({ scope: "full" }, ms / 1000);
-    this.#lastFullSync = new Date();
     const summary = {
       containers: facts.length,
       instances: this.#ledger.size,
       changes,
       ms: Math.round(ms),
     };
-    if (!this.#isSynced) {
-      this.#isSynced = true;
+    const first = this.#lastFullSync === null;
+    this.#lastFullSync = new Date();
+    if (first) {
       this.#log.info("initial sync complete", summary);
       this.#firstSync.resolve();
     } else this.#log[changes ? "info" : "debug"]("resync complete", summary);

@@ -4,13 +4,12 @@
 //   denied      401/403: the token may not do this; Consul's words are kept for the log
 //   malformed   a 2xx that is not Consul's answer (an HTML page, truncated or wrong-shaped JSON):
 //               a write it "confirms" is not confirmed
-//   unreachable no answer, or a 5xx
-// Local to the registrator; lib/consul-answer.ts (the `consul` session's) is the shared one
-// the coordinator may fold this into.
+//   unreachable no answer, a 5xx or a 429
+// The kinds and the error class are lib/consul-answer.ts's, shared with the templater; this
+// module is the registrator's input adapter: bodies the `consul` client already decoded.
 
+import { ConsulAnswerError, statusKind, type AnswerKind } from "../../../../lib/consul-answer.ts";
 import { stripControlChars } from "../core/validate.ts";
-
-export type AnswerKind = "ok" | "denied" | "malformed" | "unreachable";
 
 /** What a request expects in a 2xx body. */
 export type Expect = "empty" | "object" | "object-or-null";
@@ -28,21 +27,6 @@ export interface Classified {
   message?: string;
 }
 
-/** An answer that is not ok, as an error; `kind` says which. */
-export class ConsulAnswerError extends Error {
-  readonly kind: Exclude<AnswerKind, "ok">;
-  readonly status: number;
-  /** The client's name of the request, e.g. agent.service.register. */
-  readonly request: string;
-  constructor(kind: Exclude<AnswerKind, "ok">, message: string, status: number, request: string) {
-    super(message);
-    this.name = "ConsulAnswerError";
-    this.kind = kind;
-    this.status = status;
-    this.request = request;
-  }
-}
-
 function text(body: unknown, max = 200): string {
   if (body === undefined || body === null) return "";
   const s = Buffer.isBuffer(body)
@@ -57,12 +41,17 @@ function isEmpty(body: unknown): boolean {
   return body === undefined || (Buffer.isBuffer(body) && body.length === 0) || body === "";
 }
 
+/** lib/consul-answer.ts's status rule, then the body as the `consul` client decoded it. */
 export function classifyAnswer(a: RawAnswer, expect: Expect): Classified {
-  if (a.status === 401 || a.status === 403) {
-    return { kind: "denied", message: `permission denied: ${text(a.body) || `HTTP ${a.status}`}` };
+  switch (statusKind(a.status)) {
+    case "denied":
+      return { kind: "denied", message: `permission denied: ${text(a.body) || `HTTP ${a.status}`}` };
+    case "unreachable":
+      return { kind: "unreachable", message: `HTTP ${a.status}` };
+    case "other":
+      return { kind: "ok" }; // 400, 404: an answer the caller reads
+    case "success": // the body decides, below
   }
-  if (a.status >= 500 || a.status === 0) return { kind: "unreachable", message: `HTTP ${a.status}` };
-  if (a.status < 200 || a.status >= 300) return { kind: "ok" };
   const json = /^application\/json$/i.test(a.contentType.split(";")[0]!.trim());
   const what = `a ${a.status} answer that is not Consul's`;
   if (!isEmpty(a.body) && !json) {
@@ -126,13 +115,14 @@ export function checkAnswers(consul: object): void {
       expectations[name] ?? "empty",
     );
     if (c.kind === "denied") {
-      request.err = new ConsulAnswerError("denied", c.message!, res.statusCode, name);
+      request.err = new ConsulAnswerError("denied", c.message!, { status: res.statusCode, request: name });
     } else if (c.kind === "malformed") {
-      request.err = new ConsulAnswerError("malformed", `${name}: ${c.message}`, res.statusCode, name);
+      const message = `${name}: ${c.message}`;
+      request.err = new ConsulAnswerError("malformed", message, { status: res.statusCode, request: name });
     } else if (request.err && res.statusCode >= 200 && res.statusCode < 300) {
       // The client failed to decode a 2xx body (truncated JSON): that is not a confirmation.
       const message = `${name}: a ${res.statusCode} answer that is not Consul's (${request.err.message})`;
-      request.err = new ConsulAnswerError("malformed", message, res.statusCode, name);
+      request.err = new ConsulAnswerError("malformed", message, { status: res.statusCode, request: name });
     }
     next();
   });

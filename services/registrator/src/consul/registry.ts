@@ -6,7 +6,8 @@ import { EventEmitter } from "node:events";
 import type { IncomingMessage } from "node:http";
 import type Consul from "consul";
 import type { NodeServices } from "../core/loss.ts";
-import { checkAnswers, ConsulAnswerError } from "./answer.ts";
+import { ConsulAnswerError } from "../../../../lib/consul-answer.ts";
+import { checkAnswers } from "./answer.ts";
 import {
   metaKeys,
   type CheckSpec,
@@ -140,8 +141,7 @@ export class ConsulRegistry implements Registry {
       throw new ConsulAnswerError(
         "malformed",
         `agent.service.list: ${what} without the fields Consul gives`,
-        200,
-        "agent.service.list",
+        { status: 200, request: "agent.service.list" },
       );
     }
     for (const s of Object.values(services)) {

@@ -76,6 +76,11 @@ export function parseEvent(line: string): DockerEvent {
   return ev;
 }
 
+/** Label selectors as Docker's `label` filter takes them. */
+function labelArgs(filter: readonly LabelSelector[]): string[] {
+  return filter.map((s) => (s.value === undefined ? s.key : `${s.key}=${s.value}`));
+}
+
 function isNotFound(err: unknown): boolean {
   return (err as { statusCode?: number }).statusCode === 404;
 }
@@ -98,7 +103,7 @@ export class DockerodeSource implements DockerSource {
   }
 
   async listRunning(filter: readonly LabelSelector[], network?: string): Promise<string[]> {
-    const label = filter.map((s) => (s.value === undefined ? s.key : `${s.key}=${s.value}`));
+    const label = labelArgs(filter);
     const list = await this.docker.listContainers({
       filters: {
         status: ["running"],
@@ -110,7 +115,7 @@ export class DockerodeSource implements DockerSource {
   }
 
   async listNames(filter: readonly LabelSelector[]): Promise<Map<string, string>> {
-    const label = filter.map((s) => (s.value === undefined ? s.key : `${s.key}=${s.value}`));
+    const label = labelArgs(filter);
     const list = await this.docker.listContainers({
       all: true,
       ...(label.length ? { filters: { label } } : {}),
@@ -129,13 +134,22 @@ export class DockerodeSource implements DockerSource {
     }
   }
 
-  async eventsBetween(since: string, until: string, signal: AbortSignal): Promise<DockerEvent[]> {
-    const stream = (await this.docker.getEvents({
-      since: since as unknown as number,
-      until: until as unknown as number,
+  /** The events (of the kinds the registrator follows) from `since` (and until `until`, when given). */
+  async #getEvents(
+    range: { since?: string; until?: string },
+    signal: AbortSignal,
+  ): Promise<NodeJS.ReadableStream & { destroy?: () => void }> {
+    // Docker takes "seconds.nanoseconds" strings; dockerode's types say number.
+    return (await this.docker.getEvents({
+      ...(range.since ? { since: range.since as unknown as number } : {}),
+      ...(range.until ? { until: range.until as unknown as number } : {}),
       filters: eventFilters as Docker.GetEventsOptions["filters"],
       abortSignal: signal,
-    } as Docker.GetEventsOptions)) as NodeJS.ReadableStream;
+    } as Docker.GetEventsOptions)) as NodeJS.ReadableStream & { destroy?: () => void };
+  }
+
+  async eventsBetween(since: string, until: string, signal: AbortSignal): Promise<DockerEvent[]> {
+    const stream = await this.#getEvents({ since, until }, signal);
     let text = "";
     for await (const chunk of stream as AsyncIterable<Buffer | string>) text += chunk.toString();
     return text
@@ -145,11 +159,7 @@ export class DockerodeSource implements DockerSource {
   }
 
   async *events(opts: EventsOptions): AsyncIterable<DockerEvent> {
-    const stream = (await this.docker.getEvents({
-      ...(opts.since ? { since: opts.since as unknown as number } : {}),
-      filters: eventFilters as Docker.GetEventsOptions["filters"],
-      abortSignal: opts.signal,
-    } as Docker.GetEventsOptions)) as NodeJS.ReadableStream & { destroy?: () => void };
+    const stream = await this.#getEvents({ since: opts.since }, opts.signal);
     const stop = () => stream.destroy?.();
     opts.signal.addEventListener("abort", stop, { once: true });
     opts.onOpen?.();

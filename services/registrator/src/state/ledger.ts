@@ -4,10 +4,14 @@
 
 import { metaKeys, type Registration } from "../core/types.ts";
 
+/** A registration held, and since when (ms; kept across updates). */
+interface Held {
+  registration: Registration;
+  since: number;
+}
+
 export class Ledger {
-  readonly #held = new Map<string, Registration>();
-  /** Service ID → since when it is held (kept across updates). */
-  readonly #since = new Map<string, number>();
+  readonly #held = new Map<string, Held>();
   /** Check ID → when its status was last sent (TTL heartbeat). */
   readonly #sentAt = new Map<string, number>();
   /** IDs of registrations on the agent that are not this registrator's. */
@@ -18,21 +22,21 @@ export class Ledger {
   }
 
   get(serviceId: string): Registration | undefined {
-    return this.#held.get(serviceId);
+    return this.#held.get(serviceId)?.registration;
   }
 
   all(): Registration[] {
-    return [...this.#held.values()];
+    return [...this.#held.values()].map((h) => h.registration);
   }
 
   /** IDs held since before `t` (ms): younger ones may not have reached the catalog yet. */
   heldSince(t: number): string[] {
-    return [...this.#held.keys()].filter((id) => (this.#since.get(id) ?? 0) < t);
+    return [...this.#held].filter(([, h]) => h.since < t).map(([id]) => id);
   }
 
   /** The container a held registration belongs to. */
   ownerOf(serviceId: string): string | undefined {
-    return this.#held.get(serviceId)?.meta[metaKeys.container];
+    return this.get(serviceId)?.meta[metaKeys.container];
   }
 
   /** Held registrations that belong to `containerId` or carry one of `ids`. */
@@ -41,15 +45,13 @@ export class Ledger {
   }
 
   hold(r: Registration): void {
-    this.#held.set(r.id, r);
-    if (!this.#since.has(r.id)) this.#since.set(r.id, Date.now());
+    this.#held.set(r.id, { registration: r, since: this.#held.get(r.id)?.since ?? Date.now() });
   }
 
   /** Not in Consul (any more); `withChecks` also forgets when its statuses were sent. */
   drop(serviceId: string, withChecks = false): void {
-    const r = this.#held.get(serviceId);
+    const r = this.get(serviceId);
     this.#held.delete(serviceId);
-    this.#since.delete(serviceId);
     if (withChecks && r) for (const checkId of Object.keys(r.checks)) this.#sentAt.delete(checkId);
   }
 
@@ -61,14 +63,14 @@ export class Ledger {
   }
 
   setCheck(serviceId: string, checkId: string, status: string): boolean {
-    const r = this.#held.get(serviceId);
+    const r = this.get(serviceId);
     const changed = r?.checks[checkId] !== status;
     if (r) r.checks[checkId] = status;
     return changed;
   }
 
   dropCheck(serviceId: string, checkId: string): void {
-    const r = this.#held.get(serviceId);
+    const r = this.get(serviceId);
     if (r) delete r.checks[checkId];
     this.#sentAt.delete(checkId);
   }
