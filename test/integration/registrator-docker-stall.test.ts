@@ -7,8 +7,8 @@ import { describe, it } from "node:test";
 import Docker from "dockerode";
 import { DockerodeSource } from "../../services/registrator/src/docker/source.ts";
 import { startConsul } from "../helpers/consul.ts";
-import { startDockerSocketProxy } from "../helpers/docker-socket-proxy.ts";
 import { createNetwork } from "../helpers/docker.ts";
+import { dockerProxy } from "../helpers/docker-proxy.ts";
 import { newRun, ownedIds, runLabel, startTestRegistrator } from "../helpers/registrator.ts";
 import { testScope } from "../helpers/scope.ts";
 import { waitFor } from "../helpers/wait.ts";
@@ -22,7 +22,8 @@ describe("registrator and a stalled Docker event stream", { timeout: 120_000 }, 
     const identity = `stall-${run}`;
     const net = await createNetwork(scope);
     const consul = await startConsul(scope, { network: net });
-    const proxy = await startDockerSocketProxy(scope);
+    const proxy = dockerProxy(scope);
+    await proxy.start();
     const reg = await startTestRegistrator(scope, {
       consul,
       run,
