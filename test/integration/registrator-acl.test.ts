@@ -4,7 +4,7 @@
 // service is denied.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { startAclConsul } from "../helpers/consul-acl.ts";
+import { startSecureConsul } from "../helpers/consul-secure.ts";
 import { createNetwork } from "../helpers/docker.ts";
 import { newRun, ownedIds, runLabel, startTestRegistrator } from "../helpers/registrator.ts";
 import { testScope } from "../helpers/scope.ts";
@@ -18,9 +18,9 @@ describe("registrator under Consul ACLs", { timeout: 180_000 }, () => {
     const run = newRun();
     const identity = `acl-${run}`;
     const net = await createNetwork(scope);
-    const consul = await startAclConsul(scope, { network: net });
+    const consul = await startSecureConsul(scope, { network: net });
     // The registrator's minimal policy, narrowed: write on "granted" only.
-    const token = await consul.token(
+    const { secret: token } = await consul.tokenWith(
       "registrator",
       'service "granted" { policy = "write" }\nservice_prefix "" { policy = "read" }\nnode_prefix "" { policy = "read" }',
     );
