@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import { before, describe, it } from "node:test";
 import type Consul from "consul";
-import { startConsul, type ConsulHandle } from "../helpers/consul.ts";
+import { registerInstance, startConsul, type ConsulHandle } from "../helpers/consul.ts";
 import { containerIp, createNetwork, type TestNetwork } from "../helpers/docker.ts";
 import { startEdge, type EdgeHandle } from "../helpers/edge.ts";
 import { startLoad } from "../helpers/load.ts";
@@ -41,15 +41,7 @@ describe("edge, dynamic upstreams", { timeout: 300_000 }, () => {
   let ips: string[];
 
   const register = (id: string, name: string, address: string, meta?: Record<string, string>) =>
-    client.agent.service.register({
-      id,
-      name,
-      address,
-      port: 8080,
-      tags: ["http"],
-      meta,
-      check: { ttl: "600s", status: "passing" } as never,
-    });
+    registerInstance(client, { id, name, address, meta });
   const upstream = async (name: string) =>
     (await edge.status()).services.find((s) => s.name === name)?.upstream ?? [];
   const reloads = () => edge.metric("templater_reloads_total", { result: "ok" });
