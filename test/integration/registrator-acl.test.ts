@@ -6,10 +6,9 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { startSecureConsul } from "../helpers/consul-secure.ts";
 import { createNetwork } from "../helpers/docker.ts";
-import { newRun, ownedIds, runLabel, startTestRegistrator } from "../helpers/registrator.ts";
+import { newRun, ownedIds, runWorkload, startTestRegistrator } from "../helpers/registrator.ts";
 import { testScope } from "../helpers/scope.ts";
 import { delay, waitFor } from "../helpers/wait.ts";
-import { createWorkload } from "../helpers/workload.ts";
 
 describe("registrator under Consul ACLs", { timeout: 180_000 }, () => {
   const scope = testScope();
@@ -26,8 +25,7 @@ describe("registrator under Consul ACLs", { timeout: 180_000 }, () => {
     );
     const reg = await startTestRegistrator(scope, { consul, token, run, identity, resyncMs: 1000 });
     await reg.synced;
-    const workload = (name: string) =>
-      createWorkload(scope, { network: net.name, labels: { [runLabel]: run, SERVICE_NAME: name } });
+    const workload = (name: string) => runWorkload(scope, run, net.name, { labels: { SERVICE_NAME: name } });
     const [g1, g2] = await Promise.all([workload("granted"), workload("granted"), workload("refused")]);
 
     const expected = [g1!, g2!].map((w) => `${w.name}:8080`).sort();

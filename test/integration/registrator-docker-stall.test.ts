@@ -9,10 +9,9 @@ import { DockerodeSource } from "../../services/registrator/src/docker/source.ts
 import { startConsul } from "../helpers/consul.ts";
 import { createNetwork } from "../helpers/docker.ts";
 import { dockerProxy } from "../helpers/docker-proxy.ts";
-import { newRun, ownedIds, runLabel, startTestRegistrator } from "../helpers/registrator.ts";
+import { newRun, ownedIds, runWorkload, startTestRegistrator } from "../helpers/registrator.ts";
 import { testScope } from "../helpers/scope.ts";
 import { waitFor } from "../helpers/wait.ts";
-import { createWorkload } from "../helpers/workload.ts";
 
 describe("registrator and a stalled Docker event stream", { timeout: 120_000 }, () => {
   const scope = testScope();
@@ -33,8 +32,7 @@ describe("registrator and a stalled Docker event stream", { timeout: 120_000 }, 
     });
     await reg.synced;
     const owned = () => ownedIds(consul.client, identity);
-    const workload = () =>
-      createWorkload(scope, { network: net.name, labels: { [runLabel]: run, SERVICE_NAME: "stall" } });
+    const workload = () => runWorkload(scope, run, net.name, { labels: { SERVICE_NAME: "stall" } });
 
     const before = await workload();
     await waitFor(async () => (await owned()).includes(`${before.name}:8080`), {
