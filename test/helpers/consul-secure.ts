@@ -9,7 +9,7 @@
 import http from "node:http";
 import Consul from "consul";
 import { GenericContainer, Wait, type StartedTestContainer } from "testcontainers";
-import { requireDocker, testLabel, type TestNetwork } from "./docker.ts";
+import { removeContainer, requireDocker, testLabel, type TestNetwork } from "./docker.ts";
 import { images } from "./images.ts";
 import type { Scope } from "./scope.ts";
 import { waitFor } from "./wait.ts";
@@ -164,9 +164,7 @@ export async function startSecureConsul(
     )
     .withStartupTimeout(60_000)
     .start();
-  scope.defer("secure consul container", () =>
-    container.stop({ timeout: 1, remove: true, removeVolumes: true }),
-  );
+  scope.defer("secure consul container", () => removeContainer(container.getId()));
   const host = container.getHost();
   const port = container.getMappedPort(8500);
   const url = `http://${host}:${port}`;
