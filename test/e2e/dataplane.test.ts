@@ -3,30 +3,21 @@
 // request, POSTs included (nginx does not retry them, so only a correct data plane passes).
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { Lab } from "../../scripts/lab/compose.ts";
 import { routedByNginx } from "../../scripts/lab/state.ts";
-import { waitForInstances } from "../../scripts/lab/wait.ts";
-import { docker, requireDocker, uniqueName } from "../helpers/docker.ts";
+import { docker, requireDocker } from "../helpers/docker.ts";
+import { routedAll, testLab } from "../helpers/lab.ts";
 import { startLoad } from "../helpers/load.ts";
 import { parseMetrics, sampleValue } from "../helpers/prometheus.ts";
 import { delay, waitFor } from "../helpers/wait.ts";
 
-const lab = new Lab({
-  project: uniqueName("dockside-test-dataplane"),
-  env: {
-    DOCKSIDE_HTTP_PORT: "0",
-    DOCKSIDE_CONSUL_PORT: "0",
-    DOCKSIDE_OPS_PORT: "0",
-    // DOCKSIDE_UPSTREAMS=reload runs the same test against reload-per-change (it fails there)
-    DOCKSIDE_UPSTREAMS: process.env.DOCKSIDE_UPSTREAMS ?? "dynamic",
-  },
+const lab = testLab("dockside-test-dataplane", {
+  // DOCKSIDE_UPSTREAMS=reload runs the same test against reload-per-change (it fails there)
+  DOCKSIDE_UPSTREAMS: process.env.DOCKSIDE_UPSTREAMS ?? "dynamic",
 });
 let edge: string;
 let ops: string;
 
-const running = async (service: string) => (await lab.running(service)).map((c) => c.hostname);
-const routed = (service: string, timeoutMs = 90_000) =>
-  waitForInstances(`${edge}/${service}/`, () => running(service), { timeoutMs });
+const routed = (service: string, timeoutMs = 90_000) => routedAll(lab, edge, service, timeoutMs);
 
 async function metric(name: string, labels: Record<string, string> = {}): Promise<number> {
   const text = await (await fetch(`${ops}/metrics`)).text();

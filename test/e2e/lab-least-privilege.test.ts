@@ -7,15 +7,12 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
-import { Lab } from "../../scripts/lab/compose.ts";
 import { demux, docker, requireDocker, uniqueName } from "../helpers/docker.ts";
 import { images } from "../helpers/images.ts";
+import { testLab } from "../helpers/lab.ts";
 import { waitFor } from "../helpers/wait.ts";
 
-const lab = new Lab({
-  project: uniqueName("dockside-test-lp"),
-  env: { DOCKSIDE_HTTP_PORT: "0", DOCKSIDE_CONSUL_PORT: "0" },
-});
+const lab = testLab("dockside-test-lp");
 const labNet = `${lab.project}_default`;
 const apiNet = `${lab.project}_docker-api`;
 const extra: string[] = [];

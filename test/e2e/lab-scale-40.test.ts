@@ -6,26 +6,22 @@
 // asserted (bench/lab-scale-40.ts measures it); the test holds what must never happen.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { Lab } from "../../scripts/lab/compose.ts";
-import { waitForInstances } from "../../scripts/lab/wait.ts";
-import { requireDocker, uniqueName } from "../helpers/docker.ts";
+import { requireDocker } from "../helpers/docker.ts";
+import { routedAll, runningHostnames, testLab } from "../helpers/lab.ts";
 import { startLoad } from "../helpers/load.ts";
 
 const peak = 40;
-const lab = new Lab({
-  project: uniqueName("dockside-test-s40"),
-  env: { DOCKSIDE_HTTP_PORT: "0", DOCKSIDE_CONSUL_PORT: "0", DOCKSIDE_OPS_PORT: "0" },
-});
+const lab = testLab("dockside-test-s40");
 let edge: string;
-const running = async (service: string) => (await lab.running(service)).map((c) => c.hostname);
+const running = (service: string) => runningHostnames(lab, service);
 
 describe(`web scaled 3→${peak}→3 twice under keep-alive load`, { timeout: 1_500_000 }, () => {
   before(async () => {
     await requireDocker();
     await lab.up();
     edge = `http://${await lab.port("edge", 8080)}`;
-    await waitForInstances(`${edge}/web/`, () => running("web"), { timeoutMs: 90_000 });
-    await waitForInstances(`${edge}/api/`, () => running("api"), { timeoutMs: 90_000 });
+    await routedAll(lab, edge, "web", 90_000);
+    await routedAll(lab, edge, "api", 90_000);
   });
   after(() => lab.down(), { timeout: 300_000 });
 
@@ -38,13 +34,13 @@ describe(`web scaled 3→${peak}→3 twice under keep-alive load`, { timeout: 1_
         const t0 = Date.now();
         await lab.scale({ web: peak });
         // Every one of the 40 answers through the edge (generous: Docker starts them one by one).
-        await waitForInstances(`${edge}/web/`, () => running("web"), { timeoutMs: 600_000 });
+        await routedAll(lab, edge, "web", 600_000);
         assert.equal((await running("web")).length, peak);
         console.log(
           `# round ${round}: all ${peak} routed ${((Date.now() - t0) / 1000).toFixed(1)} s after the scale began`,
         );
         await lab.scale({ web: 3 });
-        await waitForInstances(`${edge}/web/`, () => running("web"), { timeoutMs: 120_000 });
+        await routedAll(lab, edge, "web", 120_000);
       }
     } finally {
       results = await Promise.all([web.stop(), api.stop()]);

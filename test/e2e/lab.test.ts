@@ -2,24 +2,20 @@
 // nginx) and two demo-node services, on free ports under its own project name.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { Lab } from "../../scripts/lab/compose.ts";
 import { routedByNginx } from "../../scripts/lab/state.ts";
 import { waitForInstances } from "../../scripts/lab/wait.ts";
-import { docker, requireDocker, uniqueName } from "../helpers/docker.ts";
+import { docker, requireDocker } from "../helpers/docker.ts";
+import { routedAll, runningHostnames, testLab } from "../helpers/lab.ts";
 import { startLoad } from "../helpers/load.ts";
 import { waitFor, delay } from "../helpers/wait.ts";
 
-const lab = new Lab({
-  project: uniqueName("dockside-test-e2e"),
-  env: { DOCKSIDE_HTTP_PORT: "0", DOCKSIDE_CONSUL_PORT: "0", DOCKSIDE_OPS_PORT: "0" },
-});
+const lab = testLab("dockside-test-e2e");
 let edge: string;
 let ops: string;
 let consulUrl: string;
 
-const running = async (service: string) => (await lab.running(service)).map((c) => c.hostname);
-const routed = (service: string, timeoutMs = 60_000) =>
-  waitForInstances(`${edge}/${service}/`, () => running(service), { timeoutMs });
+const running = (service: string) => runningHostnames(lab, service);
+const routed = (service: string, timeoutMs = 60_000) => routedAll(lab, edge, service, timeoutMs);
 
 async function consulInstances(service: string): Promise<string[]> {
   const res = await fetch(`${consulUrl}/v1/health/service/${service}?passing=1`);

@@ -3,18 +3,25 @@
 // `consul tls ca create` / `consul tls cert create -server` (never committed); the CA comes back
 // to the test as PEM. Policies and tokens are made through the ACL API with the management
 // token, so a test can give each service exactly the rules it documents, and change them while
-// the services run.
+// the services run. The agent token is the management token, so its anti-entropy sync works
+// whatever the tests' tokens may do; `client` holds the management token too.
 
 import http from "node:http";
+import Consul from "consul";
 import { GenericContainer, Wait, type StartedTestContainer } from "testcontainers";
-import { requireDocker, testLabel, type TestNetwork } from "./docker.ts";
+import { removeContainer, requireDocker, testLabel, type TestNetwork } from "./docker.ts";
 import { images } from "./images.ts";
 import type { Scope } from "./scope.ts";
+import { waitFor } from "./wait.ts";
 
 export interface SecureConsul {
   container: StartedTestContainer;
   /** http://host:port from the host (the HTTP port stays open for the test's own calls). */
   url: string;
+  host: string;
+  port: number;
+  /** A client with the management token. */
+  client: Consul;
   /** The management ("master") token. */
   managementToken: string;
   /** alias:8500 on the test network. */
@@ -157,12 +164,20 @@ export async function startSecureConsul(
     )
     .withStartupTimeout(60_000)
     .start();
-  scope.defer("secure consul container", () =>
-    container.stop({ timeout: 1, remove: true, removeVolumes: true }),
-  );
-  const url = `http://${container.getHost()}:${container.getMappedPort(8500)}`;
+  scope.defer("secure consul container", () => removeContainer(container.getId()));
+  const host = container.getHost();
+  const port = container.getMappedPort(8500);
+  const url = `http://${host}:${port}`;
+  const client = new Consul({ host, port, defaults: { token: managementToken } });
+  scope.defer("secure consul client", () => client.destroy());
 
   const acl = consulAcl(url, managementToken);
+  // The ACL system bootstraps a moment after the leader is elected.
+  await waitFor(async () => (await acl.api("GET", "/v1/acl/token/self")).status === 200, {
+    what: "the ACL system to come up",
+    timeoutMs: 15_000,
+    intervalMs: 100,
+  });
   let caPem: string | undefined;
   if (opts.tls) {
     const out = await container.exec(["cat", "/tmp/tls/consul-agent-ca.pem"]);
@@ -173,6 +188,9 @@ export async function startSecureConsul(
   return {
     container,
     url,
+    host,
+    port,
+    client,
     managementToken,
     internalAddr: `${alias}:8500`,
     internalHttpsAddr: opts.tls ? `https://${alias}:8501` : undefined,

@@ -51,3 +51,30 @@ export async function startConsul(
     client,
   };
 }
+
+/** An instance as a test registers it by hand, standing in for the registrator. */
+export interface TestInstance {
+  id: string;
+  name: string;
+  address: string;
+  /** Default 8080. */
+  port?: number;
+  /** Default ["http"]. */
+  tags?: string[];
+  meta?: Record<string, string>;
+  /** The TTL check's status; default "passing". */
+  status?: string;
+}
+
+/** Registers `i` on the agent with a 600 s TTL check, so it stays in its status for the test. */
+export function registerInstance(client: Consul, i: TestInstance) {
+  return client.agent.service.register({
+    id: i.id,
+    name: i.name,
+    address: i.address,
+    port: i.port ?? 8080,
+    tags: i.tags ?? ["http"],
+    meta: i.meta,
+    check: { ttl: "600s", status: i.status ?? "passing" } as never,
+  });
+}

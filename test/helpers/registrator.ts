@@ -16,6 +16,7 @@ import type { ConsulHandle } from "./consul.ts";
 import { docker } from "./docker.ts";
 import type { Scope } from "./scope.ts";
 import { waitFor } from "./wait.ts";
+import { createWorkload, type Workload, type WorkloadOptions } from "./workload.ts";
 
 export const runLabel = "dockside.test.run";
 
@@ -93,6 +94,16 @@ export async function startTestRegistrator(
   };
   scope.defer("registrator", stop);
   return { ...r, stop, logs };
+}
+
+/** A workload on `network` labelled for `run`, so the registrator of that run sees it. */
+export function runWorkload(
+  scope: Scope,
+  run: string,
+  network: string,
+  o: WorkloadOptions = {},
+): Promise<Workload> {
+  return createWorkload(scope, { network, ...o, labels: { [runLabel]: run, ...o.labels } });
 }
 
 /** A port that was free a moment ago (for services that must keep their port across restarts). */

@@ -4,12 +4,11 @@
 // service is denied.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { startAclConsul } from "../helpers/consul-acl.ts";
+import { startSecureConsul } from "../helpers/consul-secure.ts";
 import { createNetwork } from "../helpers/docker.ts";
-import { newRun, ownedIds, runLabel, startTestRegistrator } from "../helpers/registrator.ts";
+import { newRun, ownedIds, runWorkload, startTestRegistrator } from "../helpers/registrator.ts";
 import { testScope } from "../helpers/scope.ts";
 import { delay, waitFor } from "../helpers/wait.ts";
-import { createWorkload } from "../helpers/workload.ts";
 
 describe("registrator under Consul ACLs", { timeout: 180_000 }, () => {
   const scope = testScope();
@@ -18,16 +17,15 @@ describe("registrator under Consul ACLs", { timeout: 180_000 }, () => {
     const run = newRun();
     const identity = `acl-${run}`;
     const net = await createNetwork(scope);
-    const consul = await startAclConsul(scope, { network: net });
+    const consul = await startSecureConsul(scope, { network: net });
     // The registrator's minimal policy, narrowed: write on "granted" only.
-    const token = await consul.token(
+    const { secret: token } = await consul.tokenWith(
       "registrator",
       'service "granted" { policy = "write" }\nservice_prefix "" { policy = "read" }\nnode_prefix "" { policy = "read" }',
     );
     const reg = await startTestRegistrator(scope, { consul, token, run, identity, resyncMs: 1000 });
     await reg.synced;
-    const workload = (name: string) =>
-      createWorkload(scope, { network: net.name, labels: { [runLabel]: run, SERVICE_NAME: name } });
+    const workload = (name: string) => runWorkload(scope, run, net.name, { labels: { SERVICE_NAME: name } });
     const [g1, g2] = await Promise.all([workload("granted"), workload("granted"), workload("refused")]);
 
     const expected = [g1!, g2!].map((w) => `${w.name}:8080`).sort();

@@ -7,10 +7,9 @@ import { describe, it } from "node:test";
 import { startConsulFaultProxy } from "../helpers/consul-fault-proxy.ts";
 import { startConsul } from "../helpers/consul.ts";
 import { createNetwork } from "../helpers/docker.ts";
-import { newRun, ownedIds, runLabel, startTestRegistrator } from "../helpers/registrator.ts";
+import { newRun, ownedIds, runWorkload, startTestRegistrator } from "../helpers/registrator.ts";
 import { testScope } from "../helpers/scope.ts";
 import { delay, waitFor } from "../helpers/wait.ts";
-import { createWorkload } from "../helpers/workload.ts";
 
 describe("registrator and answers it cannot read", { timeout: 120_000 }, () => {
   const scope = testScope();
@@ -35,9 +34,7 @@ describe("registrator and answers it cannot read", { timeout: 120_000 }, () => {
       return path.startsWith("/v1/");
     });
     const w = await Promise.all(
-      [1, 2, 3].map(() =>
-        createWorkload(scope, { network: net.name, labels: { [runLabel]: run, SERVICE_NAME: "ans" } }),
-      ),
+      [1, 2, 3].map(() => runWorkload(scope, run, net.name, { labels: { SERVICE_NAME: "ans" } })),
     );
     await waitFor(() => registerFaulted, {
       what: "a registration answered by the fault",

@@ -11,6 +11,7 @@ import {
   newRun,
   ownedIds,
   runLabel,
+  runWorkload,
   startTestRegistrator,
   type TestRegistrator,
 } from "../helpers/registrator.ts";
@@ -41,8 +42,7 @@ describe("registrator with Docker and Consul", { timeout: 240_000 }, () => {
   let consul: ConsulHandle;
   let net: TestNetwork;
   let reg: TestRegistrator;
-  const workload = (o: WorkloadOptions = {}) =>
-    createWorkload(scope, { network: net.name, ...o, labels: { [runLabel]: run, ...o.labels } });
+  const workload = (o: WorkloadOptions = {}) => runWorkload(scope, run, net.name, o);
   const instances = (name: string) => catalogInstances(consul.client, name);
   const passing = async (name: string) => (await instances(name)).filter((i) => i.passing);
 

@@ -12,13 +12,13 @@ import { dockerProxy } from "../helpers/docker-proxy.ts";
 import {
   newRun,
   ownedIds,
-  runLabel,
+  runWorkload,
   startTestRegistrator,
   type TestRegistrator,
 } from "../helpers/registrator.ts";
 import { testScope } from "../helpers/scope.ts";
 import { waitFor } from "../helpers/wait.ts";
-import { createWorkload, type Workload, type WorkloadOptions } from "../helpers/workload.ts";
+import type { Workload, WorkloadOptions } from "../helpers/workload.ts";
 
 describe("registrator with the Docker engine going away", { timeout: 180_000 }, () => {
   const scope = testScope();
@@ -30,8 +30,7 @@ describe("registrator with the Docker engine going away", { timeout: 180_000 }, 
   let reg: TestRegistrator;
   let identity: string;
   let early: Workload;
-  const workload = (o: WorkloadOptions = {}) =>
-    createWorkload(scope, { network: net.name, ...o, labels: { [runLabel]: run, ...o.labels } });
+  const workload = (o: WorkloadOptions = {}) => runWorkload(scope, run, net.name, o);
   const idOf = (w: Workload) => `${w.name}:8080`;
   const owned = () => ownedIds(consul.client, identity);
   const unreachableLines = () =>

@@ -7,12 +7,11 @@ import { describe, it } from "node:test";
 import Docker from "dockerode";
 import { DockerodeSource } from "../../services/registrator/src/docker/source.ts";
 import { startConsul } from "../helpers/consul.ts";
-import { startDockerSocketProxy } from "../helpers/docker-socket-proxy.ts";
 import { createNetwork } from "../helpers/docker.ts";
-import { newRun, ownedIds, runLabel, startTestRegistrator } from "../helpers/registrator.ts";
+import { dockerProxy } from "../helpers/docker-proxy.ts";
+import { newRun, ownedIds, runWorkload, startTestRegistrator } from "../helpers/registrator.ts";
 import { testScope } from "../helpers/scope.ts";
 import { waitFor } from "../helpers/wait.ts";
-import { createWorkload } from "../helpers/workload.ts";
 
 describe("registrator and a stalled Docker event stream", { timeout: 120_000 }, () => {
   const scope = testScope();
@@ -22,7 +21,8 @@ describe("registrator and a stalled Docker event stream", { timeout: 120_000 }, 
     const identity = `stall-${run}`;
     const net = await createNetwork(scope);
     const consul = await startConsul(scope, { network: net });
-    const proxy = await startDockerSocketProxy(scope);
+    const proxy = dockerProxy(scope);
+    await proxy.start();
     const reg = await startTestRegistrator(scope, {
       consul,
       run,
@@ -32,8 +32,7 @@ describe("registrator and a stalled Docker event stream", { timeout: 120_000 }, 
     });
     await reg.synced;
     const owned = () => ownedIds(consul.client, identity);
-    const workload = () =>
-      createWorkload(scope, { network: net.name, labels: { [runLabel]: run, SERVICE_NAME: "stall" } });
+    const workload = () => runWorkload(scope, run, net.name, { labels: { SERVICE_NAME: "stall" } });
 
     const before = await workload();
     await waitFor(async () => (await owned()).includes(`${before.name}:8080`), {

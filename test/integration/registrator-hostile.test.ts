@@ -5,10 +5,10 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { startConsul } from "../helpers/consul.ts";
 import { createNetwork } from "../helpers/docker.ts";
-import { catalogInstances, newRun, runLabel, startTestRegistrator } from "../helpers/registrator.ts";
+import { catalogInstances, newRun, runWorkload, startTestRegistrator } from "../helpers/registrator.ts";
 import { testScope } from "../helpers/scope.ts";
 import { waitFor } from "../helpers/wait.ts";
-import { createWorkload, type WorkloadOptions } from "../helpers/workload.ts";
+import type { WorkloadOptions } from "../helpers/workload.ts";
 
 describe("registrator and hostile labels", { timeout: 180_000 }, () => {
   const scope = testScope();
@@ -19,8 +19,7 @@ describe("registrator and hostile labels", { timeout: 180_000 }, () => {
     const consul = await startConsul(scope, { network: net });
     const reg = await startTestRegistrator(scope, { consul, run });
     await reg.synced;
-    const workload = (o: WorkloadOptions) =>
-      createWorkload(scope, { network: net.name, ...o, labels: { [runLabel]: run, ...o.labels } });
+    const workload = (o: WorkloadOptions) => runWorkload(scope, run, net.name, o);
     const refused = (container: string, pattern: RegExp) =>
       waitFor(() => reg.logs.some((l) => l.container === container && pattern.test(String(l.reason))), {
         what: `refusal ${pattern} for ${container}`,

@@ -11,13 +11,13 @@ import {
   freePort,
   newRun,
   ownedIds,
-  runLabel,
+  runWorkload,
   startTestRegistrator,
   type TestRegistrator,
 } from "../helpers/registrator.ts";
 import { testScope } from "../helpers/scope.ts";
 import { delay, waitFor } from "../helpers/wait.ts";
-import { createWorkload, type Workload, type WorkloadOptions } from "../helpers/workload.ts";
+import type { Workload, WorkloadOptions } from "../helpers/workload.ts";
 
 const ms = 1_000_000;
 
@@ -35,8 +35,7 @@ describe("registrator recovery", { timeout: 300_000 }, () => {
   let consul: ConsulHandle;
   let net: TestNetwork;
   let reg: TestRegistrator;
-  const workload = (o: WorkloadOptions = {}) =>
-    createWorkload(scope, { network: net.name, ...o, labels: { [runLabel]: run, ...o.labels } });
+  const workload = (o: WorkloadOptions = {}) => runWorkload(scope, run, net.name, o);
   const idOf = (w: Workload) => `${w.name}:8080`;
   const owned = () => ownedIds(consul.client, identity);
   const consulContainer = () => docker.getContainer(consul.container.getId());

@@ -6,10 +6,9 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { startConsul } from "../helpers/consul.ts";
 import { createNetwork, docker } from "../helpers/docker.ts";
-import { freePort, newRun, ownedIds, runLabel, startTestRegistrator } from "../helpers/registrator.ts";
+import { freePort, newRun, ownedIds, runWorkload, startTestRegistrator } from "../helpers/registrator.ts";
 import { testScope } from "../helpers/scope.ts";
 import { waitFor } from "../helpers/wait.ts";
-import { createWorkload } from "../helpers/workload.ts";
 
 describe("registrator restore after a registry loss", { timeout: 180_000 }, () => {
   const scope = testScope();
@@ -22,9 +21,7 @@ describe("registrator restore after a registry loss", { timeout: 180_000 }, () =
     const reg = await startTestRegistrator(scope, { consul, run, identity, resyncMs: 3_600_000 });
     await reg.synced;
     const workloads = await Promise.all(
-      [1, 2, 3, 4].map(() =>
-        createWorkload(scope, { network: net.name, labels: { [runLabel]: run, SERVICE_NAME: "rst" } }),
-      ),
+      [1, 2, 3, 4].map(() => runWorkload(scope, run, net.name, { labels: { SERVICE_NAME: "rst" } })),
     );
     const expected = workloads.map((w) => `${w.name}:8080`).sort();
     const owned = () => ownedIds(consul.client, identity);

@@ -5,7 +5,7 @@
 // change made during the fault, with no further change needed.
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
-import { startConsul, type ConsulHandle } from "../helpers/consul.ts";
+import { registerInstance, startConsul, type ConsulHandle } from "../helpers/consul.ts";
 import { startConsulFaultProxy, type Fault, type FaultProxy } from "../helpers/consul-fault-proxy.ts";
 import { containerIp, createNetwork, docker, type TestNetwork } from "../helpers/docker.ts";
 import { startEdge, type EdgeHandle } from "../helpers/edge.ts";
@@ -29,14 +29,7 @@ describe("edge behind a misbehaving Consul", { timeout: 300_000 }, () => {
   let load: Load;
 
   const register = (id: string, name: string, address: string) =>
-    consul.client.agent.service.register({
-      id,
-      name,
-      address,
-      port: 8080,
-      tags: ["http"],
-      check: { ttl: "600s", status: "passing" } as never,
-    });
+    registerInstance(consul.client, { id, name, address });
   const health = async () => (await (await fetch(`${edge.opsUrl}/health`)).json()) as Health;
   const upstream = async (name: string) =>
     (await edge.status()).services.find((s) => s.name === name)?.upstream ?? [];

@@ -5,12 +5,12 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import { before, describe, it } from "node:test";
 import type Consul from "consul";
-import { startConsul, type ConsulHandle } from "../helpers/consul.ts";
+import { registerInstance, startConsul, type ConsulHandle } from "../helpers/consul.ts";
 import { containerIp, createNetwork, type TestNetwork } from "../helpers/docker.ts";
 import { startEdge, type EdgeHandle } from "../helpers/edge.ts";
 import { startLoad } from "../helpers/load.ts";
 import { testScope } from "../helpers/scope.ts";
-import { waitFor } from "../helpers/wait.ts";
+import { delay, waitFor } from "../helpers/wait.ts";
 import { createWorkload, type Workload } from "../helpers/workload.ts";
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
@@ -41,15 +41,7 @@ describe("edge, dynamic upstreams", { timeout: 300_000 }, () => {
   let ips: string[];
 
   const register = (id: string, name: string, address: string, meta?: Record<string, string>) =>
-    client.agent.service.register({
-      id,
-      name,
-      address,
-      port: 8080,
-      tags: ["http"],
-      meta,
-      check: { ttl: "600s", status: "passing" } as never,
-    });
+    registerInstance(client, { id, name, address, meta });
   const upstream = async (name: string) =>
     (await edge.status()).services.find((s) => s.name === name)?.upstream ?? [];
   const reloads = () => edge.metric("templater_reloads_total", { result: "ok" });
@@ -231,7 +223,7 @@ describe("edge, dynamic upstreams", { timeout: 300_000 }, () => {
       connections: 16,
       durationMs: 60_000,
     });
-    await new Promise((r) => setTimeout(r, 1000));
+    await delay(1000);
     process.kill(pid, "SIGKILL");
     await waitFor(async () => (await templaterPid()) !== undefined && (await templaterPid()) !== pid, {
       what: "a new templater",
@@ -241,7 +233,7 @@ describe("edge, dynamic upstreams", { timeout: 300_000 }, () => {
       what: "the new templater healthy",
       timeoutMs: 20_000,
     });
-    await new Promise((r) => setTimeout(r, 1000));
+    await delay(1000);
     const r = await load.stop();
     console.log(
       `templater kill -9 under 300 req/s: sent ${r.sent}, failed ${r.failed}: ${JSON.stringify(r.failures.slice(0, 5))}`,
@@ -291,12 +283,12 @@ describe("edge, dynamic upstreams", { timeout: 300_000 }, () => {
     // measured is nginx, not a starved upstream on a loaded machine
     const load = startLoad({ url: `${edge.url}/web/`, rate: 100, connections: 16, durationMs: 60_000 });
     try {
-      await new Promise((r) => setTimeout(r, 1000)); // every worker holds keep-alive connections
+      await delay(1000); // every worker holds keep-alive connections
       const generation = await edge.generation();
       const r0 = await reloads();
       await register("route-1", `route${Date.now() % 100000}`, ips[1]!); // a new route: a reload
       await waitFor(async () => (await reloads()) > r0, { what: "the route reload", intervalMs: 10 });
-      await new Promise((r) => setTimeout(r, 100));
+      await delay(100);
       await client.agent.service.deregister("web-victim");
       await waitFor(async () => !(await upstream("web")).includes(`${victimIp}:8080`), {
         what: "the victim out of the pushed set",
@@ -304,7 +296,7 @@ describe("edge, dynamic upstreams", { timeout: 300_000 }, () => {
       });
       const removedAt = Date.now();
       assert.notEqual(await edge.generation(), generation, "nginx reloaded meanwhile");
-      await new Promise((r) => setTimeout(r, 3000)); // longer than keepalive_min_timeout: old workers done
+      await delay(3000); // longer than keepalive_min_timeout: old workers done
       const logs = await victim.container.logs({ stdout: true, stderr: true, timestamps: true });
       const served = String(logs)
         .split("\n")

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { before, describe, it } from "node:test";
-import { startConsul, type ConsulHandle } from "../helpers/consul.ts";
+import { registerInstance, startConsul, type ConsulHandle } from "../helpers/consul.ts";
 import { containerIp, createNetwork, type TestNetwork } from "../helpers/docker.ts";
 import { outputDir, startEdge, templatesCopy, type EdgeHandle } from "../helpers/edge.ts";
 import { testScope } from "../helpers/scope.ts";
@@ -25,15 +25,7 @@ describe("edge faults: templates and nginx workers", { timeout: 240_000 }, () =>
   let templates: string;
 
   const register = (id: string, name: string, meta?: Record<string, string>) =>
-    consul.client.agent.service.register({
-      id,
-      name,
-      address: ip,
-      port: 8080,
-      tags: ["http"],
-      meta,
-      check: { ttl: "600s", status: "passing" } as never,
-    });
+    registerInstance(consul.client, { id, name, address: ip, meta });
   /** What nginx answers on a fresh connection. */
   const served = async (p: string) => {
     const res = await fetch(`${edge.url}${p}`, { headers: { connection: "close" } });

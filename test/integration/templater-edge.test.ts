@@ -8,7 +8,7 @@ import path from "node:path";
 import { before, describe, it } from "node:test";
 import Consul from "consul";
 import { maxConsulSockets } from "../../services/templater/src/watch/consul-api.ts";
-import { startConsul, type ConsulHandle } from "../helpers/consul.ts";
+import { registerInstance, startConsul, type ConsulHandle } from "../helpers/consul.ts";
 import { containerIp, createNetwork, docker, type TestNetwork } from "../helpers/docker.ts";
 import { outputDir, startEdge, templatesCopy, type EdgeHandle } from "../helpers/edge.ts";
 import { testScope } from "../helpers/scope.ts";
@@ -74,16 +74,7 @@ describe("edge: templater + nginx against Consul", { timeout: 300_000 }, () => {
     name: string,
     address: string,
     extra: { tags?: string[]; meta?: Record<string, string>; port?: number; status?: string } = {},
-  ) =>
-    client.agent.service.register({
-      id,
-      name,
-      address,
-      port: extra.port ?? 8080,
-      tags: extra.tags ?? ["http"],
-      meta: extra.meta,
-      check: { ttl: "600s", status: extra.status ?? "passing" } as never,
-    });
+  ) => registerInstance(client, { id, name, address, ...extra });
   const upstream = async (name: string) =>
     (await edge.status()).services.find((s) => s.name === name)?.upstream ?? [];
   const waitUpstream = (name: string, n: number, timeoutMs = 10_000) =>

@@ -3,7 +3,7 @@
 // says it is degraded (and why) meanwhile. Real edge image, real Consul, busybox upstreams.
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
-import { startConsul, type ConsulHandle } from "../helpers/consul.ts";
+import { registerInstance, startConsul, type ConsulHandle } from "../helpers/consul.ts";
 import { containerIp, createNetwork, type TestNetwork } from "../helpers/docker.ts";
 import { edgePaths, startEdge, type EdgeHandle } from "../helpers/edge.ts";
 import { testScope } from "../helpers/scope.ts";
@@ -18,15 +18,7 @@ describe("edge: apply failures are retried", { timeout: 300_000 }, () => {
   let workload: Workload;
   let ip: string;
 
-  const register = (id: string, name: string) =>
-    consul.client.agent.service.register({
-      id,
-      name,
-      address: ip,
-      port: 8080,
-      tags: ["http"],
-      check: { ttl: "600s", status: "passing" } as never,
-    });
+  const register = (id: string, name: string) => registerInstance(consul.client, { id, name, address: ip });
   const health = async () =>
     (await (await fetch(`${edge.opsUrl}/health`)).json()) as { state: string; degraded: string[] };
 

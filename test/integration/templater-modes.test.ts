@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { before, describe, it } from "node:test";
-import { startConsul, type ConsulHandle } from "../helpers/consul.ts";
+import { registerInstance, startConsul, type ConsulHandle } from "../helpers/consul.ts";
 import { containerIp, createNetwork, type TestNetwork } from "../helpers/docker.ts";
 import { outputDir, runEdge, startEdge, templatesCopy } from "../helpers/edge.ts";
 import { testScope } from "../helpers/scope.ts";
@@ -26,14 +26,7 @@ describe("templater modes", { timeout: 300_000 }, () => {
   let onceOutput: string;
 
   const register = (id: string, name: string, address: string) =>
-    consul.client.agent.service.register({
-      id,
-      name,
-      address,
-      port: 8080,
-      tags: ["http"],
-      check: { ttl: "600s", status: "passing" } as never,
-    });
+    registerInstance(consul.client, { id, name, address });
 
   before(async () => {
     network = await createNetwork(scope);

@@ -7,7 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { before, describe, it } from "node:test";
 import { chromium, type BrowserContext } from "playwright-core";
-import { startConsul, type ConsulHandle } from "../helpers/consul.ts";
+import { registerInstance, startConsul, type ConsulHandle } from "../helpers/consul.ts";
 import { containerIp, createNetwork, type TestNetwork } from "../helpers/docker.ts";
 import { startEdge, type EdgeHandle } from "../helpers/edge.ts";
 import { repoRoot } from "../helpers/images.ts";
@@ -28,14 +28,7 @@ describe("the status page in a browser", { timeout: 300_000 }, () => {
   let browser: BrowserContext;
 
   const register = (i: number) =>
-    consul.client.agent.service.register({
-      id: `web-${i}`,
-      name: "web",
-      address: ips[i]!,
-      port: 8080,
-      tags: ["http"],
-      check: { ttl: "600s", status: "passing" } as never,
-    });
+    registerInstance(consul.client, { id: `web-${i}`, name: "web", address: ips[i]! });
 
   before(async () => {
     assert.ok(existsSync(chromiumPath), `${chromiumPath} is missing: apt-get install -y chromium`);

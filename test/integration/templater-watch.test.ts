@@ -15,6 +15,7 @@ import {
   nodeReadConcurrency,
 } from "../../services/templater/src/watch/consul-api.ts";
 import { ConsulCatalogWatcher } from "../../services/templater/src/watch/consul-watcher.ts";
+import { consulConnection } from "../helpers/consul-connection.ts";
 import { startConsul, type ConsulHandle } from "../helpers/consul.ts";
 import { testScope } from "../helpers/scope.ts";
 import { delay, waitFor } from "../helpers/wait.ts";
@@ -60,19 +61,9 @@ describe("Consul catalog watcher", { timeout: 180_000 }, () => {
 
   before(async () => {
     consul = await startConsul(scope);
-    const client = createConsulHttp(
-      {
-        consulAddr: `${consul.host}:${consul.port}`,
-        consulToken: "",
-        consulSsl: false,
-        consulSslVerify: true,
-        consulCaCert: "",
-        consulClientCert: "",
-        consulClientKey: "",
-        consulTlsServerName: "",
-      },
-      { maxSockets: maxConsulSockets },
-    );
+    const client = createConsulHttp(consulConnection({ consulAddr: `${consul.host}:${consul.port}` }), {
+      maxSockets: maxConsulSockets,
+    });
     scope.defer("consul client", () => client.destroy());
     const watcher = new ConsulCatalogWatcher({
       api: consulCatalogApi(client),

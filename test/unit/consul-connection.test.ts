@@ -8,17 +8,9 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ConfigError } from "../../lib/config.ts";
 import { checkConsulConnection, type ConsulConnection } from "../../lib/consul-client.ts";
+import { consulConnection } from "../helpers/consul-connection.ts";
 
-const base: ConsulConnection = {
-  consulAddr: "https://consul:8501",
-  consulToken: "",
-  consulSsl: false,
-  consulSslVerify: true,
-  consulCaCert: "",
-  consulClientCert: "",
-  consulClientKey: "",
-  consulTlsServerName: "",
-};
+const base = consulConnection({ consulAddr: "https://consul:8501" });
 
 describe("checkConsulConnection", () => {
   let dir: string;
