@@ -7,7 +7,12 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, it } from "node:test";
 import { createLogger, type Fields } from "../../lib/log.ts";
-import { NginxSupervisor, type Confirmer, type NginxExit } from "../../services/templater/src/apply/nginx.ts";
+import {
+  exitStatus,
+  NginxSupervisor,
+  type Confirmer,
+  type NginxExit,
+} from "../../services/templater/src/apply/nginx.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 /** Whether process `pid` has handlers installed for all these signal numbers. */
@@ -36,11 +41,12 @@ function rig(
   // Like nginx answering on its confirmation URL only once it runs: the stand-in counts as
   // serving once it has installed its signal handlers (the script's first lines).
   const confirmer: Confirmer = {
-    async confirm(generation) {
+    async confirm(generation, isAlive) {
       asked.push(generation);
-      await waitFor(() => s.pid !== undefined && handles(s.pid, [1, 15]), {
+      await waitFor(() => !isAlive() || (s.pid !== undefined && handles(s.pid, [1, 15])), {
         what: "the stand-in's handlers",
       });
+      if (!isAlive()) return false;
       return opts.confirm ? opts.confirm(generation) : true;
     },
   };
@@ -118,5 +124,42 @@ describe("NginxSupervisor", () => {
     await waitFor(() => b.exits.length === 1, { what: "the exit on its own" });
     assert.deepEqual(b.exits[0], { code: 3, signal: null, requested: false });
     assert.ok(b.logs.some((l) => l.msg === "nginx exited" && l.level === "error"));
+  });
+
+  it("counts as serving (what /health reports) only once nginx confirmed, not from its start", async () => {
+    const r = rig();
+    const started = r.s.reload("g1");
+    assert.equal(r.s.running, true, "spawned");
+    assert.equal(r.s.serving, false, "not confirmed yet");
+    await started;
+    assert.equal(r.s.serving, true);
+    r.s.stop("SIGTERM");
+    await waitFor(() => r.exits.length === 1, { what: "the exit" });
+    assert.equal(r.s.serving, false);
+  });
+
+  it("a stop right after the start, whose signal ends nginx before its handlers exist, is a requested stop: status 0", async () => {
+    const r = rig();
+    const started = r.s.reload("g1");
+    assert.equal(r.s.stop("SIGTERM"), true);
+    await assert.rejects(started, /nginx exited right after starting/);
+    await waitFor(() => r.exits.length === 1, { what: "the exit" });
+    assert.deepEqual(r.exits[0], { code: null, signal: "SIGTERM", requested: true });
+    assert.equal(exitStatus(r.exits[0]!), 0);
+    assert.ok(r.logs.some((l) => l.msg === "nginx exited" && l.level === "info"));
+  });
+});
+
+describe("exitStatus", () => {
+  it("is nginx's own status, or 128 + the signal that ended it unasked", () => {
+    assert.equal(exitStatus({ code: 0, signal: null, requested: true }), 0);
+    assert.equal(exitStatus({ code: 3, signal: null, requested: false }), 3);
+    assert.equal(exitStatus({ code: null, signal: "SIGKILL", requested: false }), 137);
+    assert.equal(exitStatus({ code: null, signal: "SIGQUIT", requested: false }), 131);
+    assert.equal(exitStatus({ code: null, signal: null, requested: false }), 1);
+  });
+
+  it("is 0 for a stop we asked for, even when our signal ended nginx", () => {
+    assert.equal(exitStatus({ code: null, signal: "SIGQUIT", requested: true }), 0);
   });
 });

@@ -4,7 +4,6 @@
 // the process's exit; tests and benchmarks call this directly.
 
 import { readFile } from "node:fs/promises";
-import os from "node:os";
 import { ConsulTrust } from "../../../lib/consul-answer.ts";
 import { checkConsulConnection, createConsulHttp } from "../../../lib/consul-client.ts";
 import type { Logger } from "../../../lib/log.ts";
@@ -14,13 +13,13 @@ import { cachedFigures, controlClient } from "./apply/control-client.ts";
 import { DataPlane, pushingReloader } from "./apply/data-plane.ts";
 import {
   commandReloader,
+  exitStatus,
   generationConfirmer,
   NginxSupervisor,
   nginxValidator,
   nginxPidFile,
   noReload,
   resumeNginx,
-  type NginxExit,
   type Reloader,
 } from "./apply/nginx.ts";
 import { DryRun, Transaction, type Applier } from "./apply/transaction.ts";
@@ -34,12 +33,6 @@ import { consulCatalogApi, maxConsulSockets, nodeReadConcurrency } from "./watch
 import { ConsulCatalogWatcher } from "./watch/consul-watcher.ts";
 import { checkToken, reportToken } from "./watch/token-check.ts";
 import { watchTemplateFiles, type TemplateFileWatcher } from "./watch/template-files.ts";
-
-function exitStatus(exit: NginxExit): number {
-  if (exit.code !== null) return exit.code;
-  const n = exit.signal ? os.constants.signals[exit.signal as NodeJS.Signals] : undefined;
-  return n ? 128 + n : 1;
-}
 
 /** A start-up failure: the message to log and the exit status main should use. */
 export class StartError extends Error {
@@ -246,7 +239,7 @@ export async function startTemplater(o: TemplaterOptions): Promise<Templater> {
           state: manager.state(),
           degraded: manager.degraded(),
           standInLive: manager.standInLive,
-          nginxRunning: supervisor?.running,
+          nginxServing: supervisor?.serving,
           consul: { up: reach.up, everOk: reach.everOk, state: reach.state },
           restored,
         }),

@@ -3,6 +3,7 @@
 
 import { readdir, readFile } from "node:fs/promises";
 import http from "node:http";
+import os from "node:os";
 import { execa, type ResultPromise } from "execa";
 import { sleep } from "../../../../lib/backoff.ts";
 import type { Logger } from "../../../../lib/log.ts";
@@ -125,6 +126,18 @@ export interface NginxExit {
   requested: boolean;
 }
 
+/**
+ * The status an exec-mode templater exits with when nginx has ended: nginx's own, or 128 + the
+ * signal that ended it. A stop we asked for counts as done even when our signal ended nginx
+ * before it had set up its handlers (a stop right after its start).
+ */
+export function exitStatus(exit: NginxExit): number {
+  if (exit.code !== null) return exit.code;
+  if (exit.requested && exit.signal !== null) return 0;
+  const n = exit.signal ? os.constants.signals[exit.signal as NodeJS.Signals] : undefined;
+  return n ? 128 + n : 1;
+}
+
 export interface SupervisorOptions {
   nginxBin: string;
   /** The config path nginx runs with (it resolves to the live generation). */
@@ -143,6 +156,8 @@ export class NginxSupervisor implements Reloader {
   /** An nginx master started by an earlier templater (it outlived it), watched by polling. */
   #adopted: number | undefined;
   #alive = false;
+  /** nginx confirmed serving a generation (it had set up its signal handlers by then). */
+  #confirmed = false;
   #stopRequested = false;
 
   constructor(options: SupervisorOptions) {
@@ -151,6 +166,14 @@ export class NginxSupervisor implements Reloader {
 
   get running(): boolean {
     return this.#alive;
+  }
+
+  /**
+   * Whether nginx runs and has confirmed serving a generation. Between its start and that
+   * confirmation it runs but does not answer yet, and a stop signal would kill it unhandled.
+   */
+  get serving(): boolean {
+    return this.#alive && this.#confirmed;
   }
 
   get pid(): number | undefined {
@@ -174,6 +197,7 @@ export class NginxSupervisor implements Reloader {
     }
     this.#adopted = pid;
     this.#alive = true;
+    this.#confirmed = true;
     this.#o.log.info("adopted the running nginx", { pid });
     const watch = setInterval(() => {
       try {
@@ -236,7 +260,9 @@ export class NginxSupervisor implements Reloader {
       log[exit.requested ? "info" : "error"]("nginx exited", { ...exit });
       this.#o.onExit(exit);
     });
-    if (!(await this.#o.confirmer.confirm(generation, () => this.#alive))) {
+    const confirmed = await this.#o.confirmer.confirm(generation, () => this.#alive);
+    this.#confirmed = confirmed && this.#alive;
+    if (!confirmed) {
       throw new Error(
         this.#alive
           ? `nginx started but does not answer with generation ${generation}`

@@ -137,8 +137,11 @@ export interface HealthInput {
   degraded: string[];
   /** Whether the live config is the stand-in (Manager.standInLive). */
   standInLive: boolean;
-  /** Exec mode: whether the supervised nginx runs; undefined in the other modes. */
-  nginxRunning: boolean | undefined;
+  /**
+   * Exec mode: whether the supervised nginx runs and has confirmed serving a generation (not
+   * merely started); undefined in the other modes.
+   */
+  nginxServing: boolean | undefined;
   consul: { up: boolean; everOk: boolean; state: unknown };
   /** Started with a config applied before (a restart): it serves while Consul is asked. */
   restored: boolean;
@@ -147,8 +150,8 @@ export interface HealthInput {
 /** The /health report. */
 export function buildHealth(h: HealthInput) {
   const m = h.state;
-  // exec: nginx runs; command: a config is live; dry: a render was printed
-  const serving = h.nginxRunning ?? m.liveId !== null;
+  // exec: nginx runs and answered; command: a config is live; dry: a render was printed
+  const serving = h.nginxServing ?? m.liveId !== null;
   return {
     // Serving a stand-in (Consul never read) is not healthy: nothing is routed.
     // Healthy once Consul was read (or after a restart with the last applied config).
@@ -159,7 +162,7 @@ export function buildHealth(h: HealthInput) {
     generation: m.liveId,
     consul: h.consul.up,
     consulState: h.consul.state,
-    nginx: h.nginxRunning,
+    nginx: h.nginxServing,
     templateErrors: m.templates.filter((t) => t.error).length,
     lastError: m.lastError,
   };
