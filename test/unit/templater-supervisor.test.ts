@@ -41,7 +41,7 @@ function rig(
   // Like nginx answering on its confirmation URL only once it runs: the stand-in counts as
   // serving once it has installed its signal handlers (the script's first lines).
   const confirmer: Confirmer = {
-    async confirm(generation, isAlive) {
+    async confirm(generation, isAlive = () => true) {
       asked.push(generation);
       await waitFor(() => !isAlive() || (s.pid !== undefined && handles(s.pid, [1, 15])), {
         what: "the stand-in's handlers",
