@@ -40,7 +40,6 @@ describe("registrator and answers it cannot read", { timeout: 120_000 }, () => {
       what: "a registration answered by the fault",
     });
     await delay(2500); // a resync period: the registrator retries, and must still claim nothing
-    assert.deepEqual(await ownedIds(consul.client, identity), [], "nothing reached Consul");
     assert.equal(reg.health().instances, 0, "the registrator claims no instance");
     assert.equal(reg.health().consul, false, "/health says Consul cannot be trusted");
     assert.ok(

@@ -55,7 +55,6 @@ describe("registrator with the Docker engine going away", { timeout: 180_000 }, 
     });
     await waitFor(() => proxy.refused >= 4, { what: "several failed attempts", timeoutMs: 15_000 });
     assert.equal(unreachableLines().length, 1, "logged once, not once per attempt");
-    assert.equal(proxy.requests.length, 0);
     await proxy.start();
     reg = await starting;
     identity = reg.identity;

@@ -129,10 +129,16 @@ describe("edge behind a misbehaving Consul", { timeout: 300_000 }, () => {
     // page's upstream is that set as nginx confirmed it); the config itself lists no peer at all.
     const peers = await upstream("ssrf");
     assert.deepEqual(peers, [`${ips[2]}:8080`], "only the good instance is in nginx's set");
-    const conf = await edge.exec(["sh", "-c", "cat /var/lib/dockside/nginx/current/services.conf"]);
-    assert.equal(conf.exitCode, 0, conf.output);
-    for (const bad of ["127.0.0.1:9102", "127.0.0.2", "169.254.169.254"]) {
-      assert.ok(!conf.output.includes(bad), `${bad} in services.conf`);
+    // What nginx is given at its next start: the saved sets (the config lists no peer at all).
+    const saved = await edge.exec(["sh", "-c", "cat /var/lib/dockside/nginx/.dockside-sets.json"]);
+    assert.equal(saved.exitCode, 0, saved.output);
+    assert.match(
+      saved.output,
+      new RegExp(`"${ips[2]!.replaceAll(".", "\\.")}:8080"`),
+      "the good one is saved",
+    );
+    for (const bad of ["127.0.0.1", "127.0.0.2", "169.254.169.254"]) {
+      assert.ok(!saved.output.includes(bad), `${bad} in the saved sets`);
     }
     const dropped = (await edge.status()).dropped.filter((d) => d.service === "ssrf");
     assert.equal(dropped.length, 3);
