@@ -17,7 +17,9 @@ nginx_alive() {
   [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null
 }
 while :; do
-  node --enable-source-maps /app/main.mjs "$@" &
+  # Memory: young generation kept small, two malloc arenas, no source maps parsed at start (the
+  # registrator's flags less --lite-mode, which slowed the 1,000 × 10 push; bench/README.md).
+  MALLOC_ARENA_MAX=2 node --max-semi-space-size=1 --optimize-for-size /app/main.mjs "$@" &
   child=$!
   code=0
   # `wait` returns early (status > 128) when a trapped signal arrives: wait until the child is gone.
