@@ -2,6 +2,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { nextIndex, registryLoss } from "../../services/registrator/src/core/loss.ts";
+import type { Registration } from "../../services/registrator/src/core/types.ts";
+import { Ledger } from "../../services/registrator/src/state/ledger.ts";
 
 const answer = (index: number, ids: string[] | null) => ({ index, ids: ids && new Set(ids) });
 
@@ -35,5 +37,31 @@ describe("registry loss", () => {
     assert.equal(nextIndex(answer(0, [])), 1);
     assert.equal(nextIndex(answer(Number.NaN, [])), 1);
     assert.equal(nextIndex(answer(42, [])), 42);
+  });
+});
+
+describe("the held registrations the loss watch compares", () => {
+  const registration = (id: string): Registration => ({
+    id,
+    name: "web",
+    address: "10.0.0.2",
+    port: 8080,
+    tags: [],
+    meta: {},
+    checks: {},
+  });
+
+  it("leave out one whose deregistration is under way, and take it back when that fails", () => {
+    const ledger = new Ledger();
+    ledger.hold(registration("a"));
+    ledger.hold(registration("b"));
+    const later = Date.now() + 1;
+    assert.deepEqual(ledger.heldSince(later), ["a", "b"]);
+    ledger.leaving("a", true);
+    assert.deepEqual(ledger.heldSince(later), ["b"], "our own deregistration is no loss");
+    // Consul shows "a" gone while our call is under way: nothing is missing.
+    assert.equal(registryLoss(answer(5, ["a", "b"]), answer(9, ["b"]), ledger.heldSince(later)), undefined);
+    ledger.leaving("a", false);
+    assert.deepEqual(ledger.heldSince(later), ["a", "b"], "a failed deregistration: held again");
   });
 });

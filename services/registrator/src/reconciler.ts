@@ -524,7 +524,14 @@ export class Reconciler {
         break;
       case "deregister": {
         const r = op.registration;
-        await this.#consul(() => this.#o.registry.deregister(r.id));
+        // The registry-loss watch must not take our own deregistration for a loss.
+        this.#ledger.leaving(r.id, true);
+        try {
+          await this.#consul(() => this.#o.registry.deregister(r.id));
+        } catch (err) {
+          this.#ledger.leaving(r.id, false);
+          throw err;
+        }
         this.#ledger.drop(r.id, true);
         this.#m.deregistrations.inc();
         this.#log.info("deregistered service instance", {

@@ -8,6 +8,8 @@ import { metaKeys, type Registration } from "../core/types.ts";
 interface Held {
   registration: Registration;
   since: number;
+  /** Its deregistration is under way: Consul may show it gone before our call returns. */
+  leaving?: boolean;
 }
 
 export class Ledger {
@@ -31,7 +33,13 @@ export class Ledger {
 
   /** IDs held since before `t` (ms): younger ones may not have reached the catalog yet. */
   heldSince(t: number): string[] {
-    return [...this.#held].filter(([, h]) => h.since < t).map(([id]) => id);
+    return [...this.#held].filter(([, h]) => h.since < t && !h.leaving).map(([id]) => id);
+  }
+
+  /** Marks a deregistration under way (true) or failed (false): a leaving ID is not missed. */
+  leaving(serviceId: string, on: boolean): void {
+    const h = this.#held.get(serviceId);
+    if (h) h.leaving = on || undefined;
   }
 
   /** The container a held registration belongs to. */
