@@ -23,6 +23,18 @@ function handles(pid: number, signals: number[]): boolean {
 }
 
 const fakeNginx = path.join(import.meta.dirname, "..", "helpers", "fake-nginx.sh");
+
+/**
+ * Whether the stand-in runs its script with its handlers installed. Between fork and exec the
+ * child is still a copy of this process, whose handlers /proc shows too: check the exec first.
+ */
+function serving(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("fake-nginx.sh") && handles(pid, [1, 15]);
+  } catch {
+    return false; // gone meanwhile
+  }
+}
 const running: NginxSupervisor[] = [];
 afterEach(() => {
   for (const s of running.splice(0)) s.stop("SIGTERM");
@@ -43,7 +55,7 @@ function rig(
   const confirmer: Confirmer = {
     async confirm(generation, isAlive = () => true) {
       asked.push(generation);
-      await waitFor(() => !isAlive() || (s.pid !== undefined && handles(s.pid, [1, 15])), {
+      await waitFor(() => !isAlive() || (s.pid !== undefined && serving(s.pid)), {
         what: "the stand-in's handlers",
       });
       if (!isAlive()) return false;
@@ -66,6 +78,7 @@ function rig(
 afterEach(() => {
   delete process.env.FAKE_NGINX_STUCK;
   delete process.env.FAKE_NGINX_EXIT_AFTER;
+  delete process.env.FAKE_NGINX_SLOW_START;
 });
 
 const stale = "old nginx workers still accept connections after the reload";
@@ -139,7 +152,7 @@ describe("NginxSupervisor", () => {
   });
 
   it("a stop right after the start, whose signal ends nginx before its handlers exist, is a requested stop: status 0", async () => {
-    const r = rig();
+    const r = rig({ env: { FAKE_NGINX_SLOW_START: "2" } });
     const started = r.s.reload("g1");
     assert.equal(r.s.stop("SIGTERM"), true);
     await assert.rejects(started, /nginx exited right after starting/);
