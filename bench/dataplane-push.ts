@@ -2,14 +2,18 @@
 // container on a network of their own (removed at the end, also on Ctrl-C).
 //  1. --services × --instances registered in Consul's catalog (addresses are never contacted);
 //     time until nginx has every set, and the templater's RSS then and after --idle seconds;
-//  2. --changes single-instance changes (one instance of a random service deregistered or
-//     registered again, --gap ms apart): the templater's own histogram
-//     `templater_instance_change_to_live_seconds` (Consul answer carrying the change → nginx
-//     confirmed the pushed set), read once at the end, and nginx reloads meanwhile (goal 0).
+//  2. --changes single-instance changes (an instance of a random service deregistered, then
+//     registered again, --gap ms apart), each timed end to end: from just before the bench sends
+//     the write to Consul to the moment nginx holds a new set version, read by a poller inside
+//     the edge (node, every 1 ms, on the control endpoint's /version: the same clock as the
+//     host's). Also the templater's own histogram `templater_instance_change_to_live_seconds`
+//     (Consul answer carrying the change → nginx confirmed the pushed set), and nginx reloads
+//     meanwhile (goal 0). --watches sets TEMPLATER_CONSUL_SERVICE_WATCHES (the fast path: a long
+//     poll per service; Consul's per-client connection limit is raised to match); 0: none.
 //     (Polling /metrics per change was tried first: with 10,000 instances each scrape is slow
 //     enough that 200 changes did not finish in 15 minutes on the loaded machine.)
 //
-//   node bench/dataplane-push.ts [--services 1000] [--instances 10] [--changes 200] [--gap 500] [--idle 10]
+//   node bench/dataplane-push.ts [--services 1000] [--instances 10] [--changes 200] [--gap 500] [--idle 10] [--watches 1000]
 
 import http from "node:http";
 import { parseArgs } from "node:util";
@@ -29,6 +33,7 @@ const { values } = parseArgs({
     changes: { type: "string", default: "200" },
     idle: { type: "string", default: "10" },
     gap: { type: "string", default: "500" },
+    watches: { type: "string", default: "1000" },
   },
 });
 const services = Number(values.services);
@@ -36,6 +41,7 @@ const instances = Number(values.instances);
 const changes = Number(values.changes);
 const idleS = Number(values.idle);
 const gapMs = Number(values.gap);
+const watches = Number(values.watches);
 const scope = new Scope();
 process.once("SIGINT", () => void scope.close().then(() => process.exit(130)));
 const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
@@ -65,10 +71,61 @@ const entry = (s: number, i: number) => ({
   },
 });
 
+/** p50/p90/p99/max of `ms`, with n. */
+function summary(ms: number[]): string {
+  const sorted = [...ms].sort((a, b) => a - b);
+  const q = (p: number) => sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)] ?? NaN;
+  return `n=${sorted.length} p50 ${q(0.5)} ms, p90 ${q(0.9)} ms, p99 ${q(0.99)} ms, max ${q(1)} ms`;
+}
+
+/**
+ * Polls the control endpoint's /version inside the edge every 1 ms (node is there: the templater
+ * runs on it) and records when the version moved, by the container's clock (the host's).
+ */
+async function versionPoller(containerId: string) {
+  const script = `
+    const http = require("node:http");
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    let last = null;
+    const tick = () => http.get({ host: "127.0.0.1", port: 9103, path: "/version", agent }, (res) => {
+      let b = ""; res.on("data", (d) => (b += d)); res.on("end", () => {
+        const v = b.trim(); if (v !== last) { last = v; process.stdout.write(Date.now() + " " + v + "\\n"); }
+        setTimeout(tick, 1);
+      });
+    }).on("error", () => setTimeout(tick, 50));
+    tick();`;
+  const exec = await docker.getContainer(containerId).exec({
+    Cmd: ["node", "-e", script],
+    AttachStdout: true,
+    AttachStderr: true,
+  });
+  const stream = await exec.start({});
+  const changes: { at: number; version: string }[] = [];
+  let buf = "";
+  stream.on("data", (chunk: Buffer) => {
+    // Docker multiplexes stdout and stderr in frames with an 8-byte header.
+    for (let off = 0; off + 8 <= chunk.length;) {
+      const len = chunk.readUInt32BE(off + 4);
+      buf += chunk.subarray(off + 8, off + 8 + len).toString();
+      off += 8 + len;
+    }
+    for (let nl = buf.indexOf("\n"); nl >= 0; nl = buf.indexOf("\n")) {
+      const [at, version] = buf.slice(0, nl).split(" ");
+      buf = buf.slice(nl + 1);
+      changes.push({ at: Number(at), version: version ?? "" });
+    }
+  });
+  await sleep(500);
+  return { changes, stop: () => stream.destroy() };
+}
+
 try {
   const network = await createNetwork(scope);
-  const consul = await startConsul(scope, { network, alias: "consul" });
-  const edge = await startEdge(scope, { network });
+  const consul = await startConsul(scope, { network, alias: "consul", maxConnsPerClient: watches + 100 });
+  const edge = await startEdge(scope, {
+    network,
+    env: { TEMPLATER_CONSUL_SERVICE_WATCHES: String(watches) },
+  });
   const metric = async (name: string, labels: Record<string, string> = {}) =>
     sampleValue(parseMetrics(await (await fetch(`${edge.opsUrl}/metrics`)).text()), name, labels) ?? 0;
   const rss = async () => {
@@ -105,15 +162,36 @@ try {
   console.log(`bench: templater RSS after ${idleS} s idle: ${(await rss()).toFixed(1)} MiB`);
 
   const reloads0 = await metric("templater_reloads_total", { result: "ok" });
+  const versions = await versionPoller(edge.container.id);
+  const sent: number[] = [];
+  let s = 0;
+  let i = 0;
   for (let c = 0; c < changes; c++) {
-    const s = Math.floor(Math.random() * services);
-    const i = Math.floor(Math.random() * instances);
+    // Even: a random instance goes; odd: the same one comes back (every write is a real change).
+    if (c % 2 === 0) {
+      s = Math.floor(Math.random() * services);
+      i = Math.floor(Math.random() * instances);
+    }
+    sent.push(Date.now());
     if (c % 2 === 0)
       await put(consul.url, "/v1/catalog/deregister", { Node: `host-${i}`, ServiceID: `b${s}-${i}` });
     else await put(consul.url, "/v1/catalog/register", entry(s, i));
     await sleep(gapMs);
   }
   await sleep(3000);
+  versions.stop();
+  const live: number[] = [];
+  let missed = 0;
+  for (const [c, at] of sent.entries()) {
+    const next = sent[c + 1] ?? Infinity;
+    const seen = versions.changes.find((v) => v.at >= at && v.at < next);
+    if (seen) live.push(seen.at - at);
+    else missed++;
+  }
+  console.log(
+    `Consul write sent → new set version in nginx (end to end, poller in the edge), ${services} × ${instances}, ` +
+      `${watches} service watches: ${summary(live)}; changes with no new version before the next: ${missed} of ${sent.length}`,
+  );
   const samples = parseMetrics(await (await fetch(`${edge.opsUrl}/metrics`)).text());
   const buckets = samples
     .filter((x) => x.name === "templater_instance_change_to_live_seconds_bucket")

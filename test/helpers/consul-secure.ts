@@ -11,6 +11,7 @@ import Consul from "consul";
 import { GenericContainer, Wait, type StartedTestContainer } from "testcontainers";
 import { removeContainer, requireDocker, testLabel, type TestNetwork } from "./docker.ts";
 import { images } from "./images.ts";
+import { devAgentArgs } from "./consul.ts";
 import type { Scope } from "./scope.ts";
 import { waitFor } from "./wait.ts";
 
@@ -140,16 +141,7 @@ export async function startSecureConsul(
   const alias = opts.alias ?? "consul";
   const tls = tlsSetup();
   const hcl = [aclHcl(managementToken), ...(opts.tls ? tls.hcl : [])];
-  const agent = [
-    "consul",
-    "agent",
-    "-dev",
-    "-client",
-    "0.0.0.0",
-    "-log-level",
-    "warn",
-    ...hcl.flatMap((h) => ["-hcl", h]),
-  ];
+  const agent = ["consul", ...devAgentArgs, ...hcl.flatMap((h) => ["-hcl", h])];
   const quoted = agent.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(" ");
   const script = opts.tls ? `${tls.script} && exec ${quoted}` : `exec ${quoted}`;
   const container = await new GenericContainer(images().consul)

@@ -17,6 +17,9 @@ export interface ConsulHandle {
   client: Consul;
 }
 
+/** A dev-mode agent answering on every interface, logging warnings only. */
+export const devAgentArgs = ["agent", "-dev", "-client", "0.0.0.0", "-log-level", "warn"] as const;
+
 export async function startConsul(
   scope: Scope,
   opts: {
@@ -24,11 +27,18 @@ export async function startConsul(
     alias?: string;
     /** A fixed host port (default: a random one), so the agent keeps its address across `docker restart`. */
     hostPort?: number;
+    /** Consul's limits.http_max_conns_per_client (its default: 200). */
+    maxConnsPerClient?: number;
   } = {},
 ): Promise<ConsulHandle> {
   await requireDocker();
   let builder = new GenericContainer(images().consul)
-    .withCommand(["agent", "-dev", "-client", "0.0.0.0", "-log-level", "warn"])
+    .withCommand([
+      ...devAgentArgs,
+      ...(opts.maxConnsPerClient
+        ? ["-hcl", `limits { http_max_conns_per_client = ${opts.maxConnsPerClient} }`]
+        : []),
+    ])
     .withExposedPorts(opts.hostPort ? { container: 8500, host: opts.hostPort } : 8500)
     .withLabels({ [testLabel]: "1" })
     .withWaitStrategy(

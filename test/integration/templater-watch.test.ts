@@ -7,14 +7,17 @@ import { after, before, describe, it } from "node:test";
 import { createConsulHttp } from "../../lib/consul-client.ts";
 import { silentLogger } from "../../lib/log.ts";
 import { Reachability } from "../../lib/state-change.ts";
-import type { CatalogSnapshot } from "../../services/templater/src/core/catalog.ts";
+import type { CatalogSnapshot, ServiceAnswer } from "../../services/templater/src/core/catalog.ts";
 import { buildView } from "../../services/templater/src/core/view.ts";
 import {
   consulCatalogApi,
   maxConsulSockets,
   nodeReadConcurrency,
 } from "../../services/templater/src/watch/consul-api.ts";
-import { ConsulCatalogWatcher } from "../../services/templater/src/watch/consul-watcher.ts";
+import {
+  ConsulCatalogWatcher,
+  type WatcherOptions,
+} from "../../services/templater/src/watch/consul-watcher.ts";
 import { consulConnection } from "../helpers/consul-connection.ts";
 import { startConsul, type ConsulHandle } from "../helpers/consul.ts";
 import { testScope } from "../helpers/scope.ts";
@@ -32,6 +35,30 @@ function consulCall(base: string, method: string, p: string, body?: unknown): Pr
     req.on("error", reject);
     req.end(body === undefined ? undefined : JSON.stringify(body));
   });
+}
+
+/** A watcher on `consul` with the test's timings, on a client of its own; runs until `signal` aborts. */
+function startWatcher(
+  scope: ReturnType<typeof testScope>,
+  consul: ConsulHandle,
+  signal: AbortSignal,
+  options: Pick<WatcherOptions, "onSnapshot" | "onRequest" | "wanted" | "serviceWatches" | "onService">,
+): Promise<void> {
+  const client = createConsulHttp(consulConnection({ consulAddr: `${consul.host}:${consul.port}` }), {
+    maxSockets: maxConsulSockets + (options.serviceWatches ?? 0),
+  });
+  scope.defer("consul client", () => client.destroy());
+  return new ConsulCatalogWatcher({
+    api: consulCatalogApi(client),
+    waitMs: 30_000,
+    floorMs: 50,
+    retryInitialMs: 100,
+    retryMaxMs: 1000,
+    concurrency: nodeReadConcurrency,
+    reach: new Reachability("consul", silentLogger),
+    log: silentLogger,
+    ...options,
+  }).run(signal);
 }
 
 describe("Consul catalog watcher", { timeout: 180_000 }, () => {
@@ -61,23 +88,10 @@ describe("Consul catalog watcher", { timeout: 180_000 }, () => {
 
   before(async () => {
     consul = await startConsul(scope);
-    const client = createConsulHttp(consulConnection({ consulAddr: `${consul.host}:${consul.port}` }), {
-      maxSockets: maxConsulSockets,
-    });
-    scope.defer("consul client", () => client.destroy());
-    const watcher = new ConsulCatalogWatcher({
-      api: consulCatalogApi(client),
-      waitMs: 30_000,
-      floorMs: 50,
-      retryInitialMs: 100,
-      retryMaxMs: 1000,
-      concurrency: nodeReadConcurrency,
-      reach: new Reachability("consul", silentLogger),
-      log: silentLogger,
+    running = startWatcher(scope, consul, controller.signal, {
       onSnapshot: (s) => snapshots.push(s),
       onRequest: (endpoint) => (requests[endpoint] = (requests[endpoint] ?? 0) + 1),
     });
-    running = watcher.run(controller.signal);
   });
   after(async () => {
     controller.abort();
@@ -137,5 +151,95 @@ describe("Consul catalog watcher", { timeout: 180_000 }, () => {
       `node reads: ${delta("catalog/node")} for ${changes} changes`,
     );
     assert.ok(delta("catalog/services") <= changes + 1, "one catalog long-poll answer per change");
+  });
+});
+
+describe("Consul catalog watcher, fast path (a long poll per routed service)", { timeout: 180_000 }, () => {
+  const scope = testScope();
+  let consul: ConsulHandle;
+  const snapshots: CatalogSnapshot[] = [];
+  const answers: ServiceAnswer[] = [];
+  const requests: Record<string, number> = {};
+  const controller = new AbortController();
+  let running: Promise<void>;
+  const opts = { routeTag: "http", statuses: ["passing"] as const };
+  const ids = (s: CatalogSnapshot | ServiceAnswer, name: string) =>
+    (buildView({ ...s, observedAt: 0 }, opts).catalog.services.find((x) => x.name === name)?.instances ?? [])
+      .map((i) => i.id)
+      .join(",");
+  const register = (id: string) =>
+    consulCall(consul.url, "PUT", "/v1/agent/service/register", {
+      ID: id,
+      Name: "web",
+      Address: "10.0.0.1",
+      Port: 80,
+      Tags: ["http"],
+      Check: { TTL: "600s", Status: "passing" },
+    });
+
+  before(async () => {
+    consul = await startConsul(scope);
+    running = startWatcher(scope, consul, controller.signal, {
+      wanted: (tags) => tags.includes("http"),
+      onSnapshot: (s) => snapshots.push(s),
+      serviceWatches: 8,
+      onService: (a) => (answers.push(a), true),
+      onRequest: (endpoint) => (requests[endpoint] = (requests[endpoint] ?? 0) + 1),
+    });
+  });
+  after(async () => {
+    controller.abort();
+    await running;
+  });
+
+  it("brings an instance change of a watched service as that service's answer, without reading the nodes", async () => {
+    await register("web-1");
+    await waitFor(() => snapshots.length > 0 && ids(snapshots.at(-1)!, "web") === "web-1", { what: "web-1" });
+    // A service watch counts its request when it answers: give it time to be asked.
+    await delay(500);
+    const nodeReads = requests["catalog/node"] ?? 0;
+    await register("web-2");
+    await waitFor(() => answers.some((a) => ids(a, "web") === "web-1,web-2"), {
+      what: "an answer with web-2",
+    });
+    // web-1 failing its check is an instance change too; the checks' snapshot that follows must
+    // carry web-2, which only the service's answer brought.
+    await consulCall(consul.url, "PUT", "/v1/agent/check/fail/service:web-1");
+    await waitFor(() => answers.some((a) => /critical/.test(JSON.stringify(a.checks))), {
+      what: "web-1 critical",
+    });
+    await waitFor(
+      () => snapshots.some((s) => s.checks.some((c) => c.ServiceID === "web-1" && c.Status === "critical")),
+      {
+        what: "a snapshot with web-1 critical",
+      },
+    );
+    await delay(300);
+    assert.equal(requests["catalog/node"] ?? 0, nodeReads, "the nodes were read again for instance changes");
+    assert.equal(
+      ids(snapshots.at(-1)!, "web"),
+      "web-1,web-2",
+      "a snapshot lost what the service's answer brought",
+    );
+  });
+
+  it("reads the catalog whole when a service appears or an instance's check goes", async () => {
+    const nodeReads = requests["catalog/node"] ?? 0;
+    await consulCall(consul.url, "PUT", "/v1/agent/service/deregister/web-2");
+    await waitFor(() => answers.some((a) => ids(a, "web") === "web-1"), { what: "an answer without web-2" });
+    await waitFor(() => (requests["catalog/node"] ?? 0) > nodeReads, {
+      what: "a whole read after a check went",
+    });
+    await waitFor(() => ids(snapshots.at(-1)!, "web") === "web-1", { what: "a snapshot without web-2" });
+    const reads = requests["catalog/node"] ?? 0;
+    await consulCall(consul.url, "PUT", "/v1/agent/service/register", {
+      ID: "api-1",
+      Name: "api",
+      Address: "10.0.0.2",
+      Port: 80,
+      Tags: ["http"],
+    });
+    await waitFor(() => (requests["catalog/node"] ?? 0) > reads, { what: "a whole read for a new service" });
+    await waitFor(() => ids(snapshots.at(-1)!, "api") === "api-1", { what: "api in a snapshot" });
   });
 });

@@ -6,7 +6,7 @@ import type { Logger } from "../../../lib/log.ts";
 import { Backoff, sleep } from "../../../lib/backoff.ts";
 import type { DataPlane } from "./apply/data-plane.ts";
 import type { Applier, ApplyOutcome } from "./apply/transaction.ts";
-import type { CatalogSnapshot } from "./core/catalog.ts";
+import type { CatalogSnapshot, ServiceAnswer } from "./core/catalog.ts";
 import { Quiescence } from "./core/quiescence.ts";
 import {
   compileTemplate,
@@ -19,11 +19,18 @@ import {
   type TemplateSpec,
 } from "./core/render.ts";
 import type { ManagerState } from "./core/status.ts";
-import { instanceSets, routesOnly, type BadWeight } from "./core/instance-sets.ts";
+import { instanceSets, routeKeys, routesOnly, type BadWeight } from "./core/instance-sets.ts";
 import { Recurring } from "./core/recurring.ts";
 import { RememberedServices } from "./core/remembered.ts";
 import { Holder } from "./core/hold.ts";
-import { buildView, type BuiltView, type Reject, type View, type ViewOptions } from "./core/view.ts";
+import {
+  buildView,
+  patchService,
+  type BuiltView,
+  type Reject,
+  type View,
+  type ViewOptions,
+} from "./core/view.ts";
 import type { Metrics } from "./metrics.ts";
 import { recorderFor } from "./outcomes.ts";
 
@@ -74,7 +81,11 @@ export class Manager {
   readonly #quiescence: Quiescence;
   readonly #remembered: RememberedServices;
   #built: BuiltView | undefined;
-  #viewKey = "";
+  /** The last view as the catalog said it (before holding), and when its change was seen. */
+  #raw: { built: BuiltView; observedAt: number } | undefined;
+  #indexResetAt: number | undefined;
+  /** What the last render saw, as comparable strings (core/instance-sets.ts routeKeys in dynamic mode). */
+  #viewKey: readonly string[] = [];
   #pendingSince: number | undefined;
   #running: Promise<RunOutcome> | undefined;
   #rerun = false;
@@ -171,11 +182,33 @@ export class Manager {
   onSnapshot(snapshot: CatalogSnapshot): void {
     const t0 = performance.now();
     const now = Date.now();
-    const built = this.#hold(
-      snapshot,
-      buildView(snapshot, { ...this.#o.viewOptions, retain: this.#remembered.retained(now) }),
-      now,
-    );
+    this.#indexResetAt = snapshot.indexResetAt;
+    const raw = buildView(snapshot, { ...this.#o.viewOptions, retain: this.#remembered.retained(now) });
+    this.#accept(raw, snapshot.observedAt, t0, now);
+  }
+
+  /**
+   * One service as its own watch read it, newer than the last snapshot: rebuilt alone and
+   * applied like a snapshot (at the cost of one service). False when it needs a whole snapshot
+   * (none yet, or the answer shows a node's health changing).
+   */
+  onService(answer: ServiceAnswer, observedAt: number): boolean {
+    if (!this.#raw) return false;
+    const t0 = performance.now();
+    const now = Date.now();
+    const raw = patchService(this.#raw.built, answer.name, answer, {
+      ...this.#o.viewOptions,
+      retain: this.#remembered.retained(now),
+    });
+    if (!raw) return false;
+    this.#accept(raw, observedAt, t0, now);
+    return true;
+  }
+
+  /** A new view as the catalog says it (before holding): routes, sets, metrics, logs. */
+  #accept(raw: BuiltView, observedAt: number, t0: number, now: number): void {
+    this.#raw = { built: raw, observedAt };
+    const built = this.#hold(raw, now);
     this.#remembered.seen(
       built.catalog.services.filter((s) => s.instances.length > 0).map((s) => s.name),
       now,
@@ -197,7 +230,7 @@ export class Manager {
     metrics.instances.set(services.reduce((n, s) => n + s.instances.length, 0));
     metrics.droppedValues.set(built.rejects.length);
     const plane = this.#o.dataPlane;
-    const key = JSON.stringify(plane ? routesOnly(built.view.services) : built.view);
+    const key = plane ? routeKeys(built.view.services) : [JSON.stringify(built.view)];
     const first = this.#built === undefined;
     this.#built = built;
     if (plane) {
@@ -209,17 +242,17 @@ export class Manager {
           reason: b.reason,
         });
       }
-      plane.update(sets, snapshot.observedAt);
+      plane.update(sets, observedAt);
     }
-    if (!first && key === this.#viewKey) return;
+    if (!first && key.length === this.#viewKey.length && key.every((k, i) => k === this.#viewKey[i])) return;
     this.#viewKey = key;
-    this.#pendingSince ??= snapshot.observedAt;
+    this.#pendingSince ??= observedAt;
     if (first) this.#firstSnapshot();
     this.#quiescence.change();
   }
 
   /** core/hold.ts on the new view: what to route when the catalog says less than it should. */
-  #hold(snapshot: CatalogSnapshot, built: BuiltView, now: number): BuiltView {
+  #hold(built: BuiltView, now: number): BuiltView {
     const { metrics, log } = this.#o;
     if (!this.#holder) return built;
     const r = this.#holder.next({
@@ -227,12 +260,15 @@ export class Manager {
       catalog: built.catalog,
       nodesDown: new Set(built.nodesDown),
       now,
-      indexResetAt: snapshot.indexResetAt,
+      indexResetAt: this.#indexResetAt,
     });
     clearTimeout(this.#graceTimer);
     if (r.graceEndsAt !== undefined) {
       // Look again when the grace ends, even if Consul says nothing more.
-      this.#graceTimer = setTimeout(() => this.onSnapshot(snapshot), Math.max(0, r.graceEndsAt - now) + 10);
+      this.#graceTimer = setTimeout(
+        () => this.#raw && this.#accept(this.#raw.built, this.#raw.observedAt, performance.now(), Date.now()),
+        Math.max(0, r.graceEndsAt - now) + 10,
+      );
       this.#graceTimer.unref();
     }
     if (r.heldChanged) {

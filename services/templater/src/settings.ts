@@ -244,6 +244,13 @@ export const templaterSettings = {
     help: "floor between the starts of two queries on one endpoint (rate limit under churn)",
     parse: parsers.duration({ maxMs: 60_000 }),
   } satisfies Setting<number>,
+  consulServiceWatches: {
+    flag: "consul-service-watches",
+    env: "TEMPLATER_CONSUL_SERVICE_WATCHES",
+    default: 128,
+    help: "routed services that get a long poll of their own, so an instance change reaches nginx without reading the whole catalog (one Consul connection each: Consul allows 200 per client address unless limits.http_max_conns_per_client says more); 0: none",
+    parse: parsers.int({ min: 0, max: 10_000 }),
+  } satisfies Setting<number>,
   consulRetryMax: {
     flag: "consul-retry-max",
     env: "TEMPLATER_CONSUL_RETRY_MAX",

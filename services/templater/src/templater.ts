@@ -187,7 +187,7 @@ export async function startTemplater(o: TemplaterOptions): Promise<Templater> {
     throw new StartError("--once: a template does not compile; nothing applied", 1);
   }
 
-  const consul = createConsulHttp(settings, { maxSockets: maxConsulSockets });
+  const consul = createConsulHttp(settings, { maxSockets: maxConsulSockets + settings.consulServiceWatches });
   const { endpoint } = consul;
   cleanups.push(() => consul.destroy());
   const reach = new ConsulTrust(log.child({ component: "consul", addr: endpoint.url }), {
@@ -211,6 +211,8 @@ export async function startTemplater(o: TemplaterOptions): Promise<Templater> {
     wanted: (tags) => tags.includes(settings.routeTag),
     log: log.child({ component: "consul" }),
     onSnapshot: (s) => manager.onSnapshot(s),
+    serviceWatches: settings.consulServiceWatches,
+    onService: (a, at) => manager.onService(a, at),
     onRequest: (endpoint, result) => metrics.consulRequests.inc({ endpoint, result }),
   });
 

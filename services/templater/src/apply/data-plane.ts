@@ -34,6 +34,9 @@ export interface DataPlaneOptions {
   persistPath?: string;
 }
 
+/** Least time between two saves of the desired sets. */
+const saveDelayMs = 100;
+
 export class DataPlane {
   readonly #o: DataPlaneOptions;
   readonly #backoff: Backoff;
@@ -86,20 +89,38 @@ export class DataPlane {
   }
 
   #saving: Promise<void> = Promise.resolve();
+  #saveTimer: NodeJS.Timeout | undefined;
 
-  /** Resolves once the last desired sets are saved. */
+  /** Resolves once the last desired sets are saved (a save waiting for its delay is done now). */
   flush(): Promise<void> {
+    if (this.#saveTimer) {
+      clearTimeout(this.#saveTimer);
+      this.#saveTimer = undefined;
+      this.#writeSaved();
+    }
     return this.#saving;
   }
   #saveFailed = false;
 
-  #save(sets: InstanceSets): void {
+  /**
+   * Saves the desired sets soon: at most one write per saveDelayMs, so a change's push is not
+   * held up by serialising every set (10,000 peers take milliseconds) and a burst writes once.
+   */
+  #save(): void {
+    if (!this.#o.persistPath || this.#saveTimer) return;
+    this.#saveTimer = setTimeout(() => {
+      this.#saveTimer = undefined;
+      this.#writeSaved();
+    }, saveDelayMs);
+    this.#saveTimer.unref();
+  }
+
+  #writeSaved(): void {
     const file = this.#o.persistPath;
     if (!file) return;
     this.#saving = this.#saving.then(async () => {
-      if (sets !== this.#desired) return; // a newer one follows
       try {
-        await writeFile(`${file}.tmp`, JSON.stringify([...sets]));
+        await writeFile(`${file}.tmp`, JSON.stringify([...this.#desired]));
         await rename(`${file}.tmp`, file);
         this.#saveFailed = false;
       } catch (err) {
@@ -116,7 +137,7 @@ export class DataPlane {
   update(sets: InstanceSets, since?: number): void {
     const changed = sets.size !== this.#desired.size || changedNames(this.#desired, sets).length > 0;
     if (changed) this.#desired = sets;
-    if (changed || this.#saveFailed) this.#save(this.#desired);
+    if (changed || this.#saveFailed) this.#save();
     this.#desiredSince ??= since;
     if (this.#queued || !(this.#o.isReady?.() ?? true)) return;
     this.#queued = true;

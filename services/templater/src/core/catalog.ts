@@ -52,3 +52,74 @@ export function aggregateStatus(statuses: Iterable<string>): HealthStatus {
   }
   return worst;
 }
+
+/**
+ * One service as `/v1/health/service/<name>` returned it: its instances (grouped by node, as in a
+ * snapshot) and their checks, node-level ones included. `index` is the service's own
+ * X-Consul-Index (Consul keeps one per service), so it says how new the answer is.
+ */
+export interface ServiceAnswer {
+  name: string;
+  index: number;
+  nodes: CatalogNode[];
+  checks: ConsulCheck[];
+}
+
+/** A snapshot's parts of one service: what a ServiceAnswer for it would hold. */
+export function serviceSlice(nodes: readonly CatalogNode[], checks: readonly ConsulCheck[], name: string) {
+  const out: CatalogNode[] = [];
+  const ids = new Set<string>();
+  for (const n of nodes) {
+    const services = n.services.filter((s) => s.Service === name);
+    if (services.length === 0) continue;
+    out.push({ node: n.node, address: n.address, services });
+    for (const s of services) ids.add(`${n.node}\u0000${s.ID}`);
+  }
+  const onNodes = new Set(out.map((n) => n.node));
+  return {
+    nodes: out,
+    checks: checks.filter(
+      (c) => onNodes.has(c.Node) && (c.ServiceID === "" || ids.has(`${c.Node}\u0000${c.ServiceID}`)),
+    ),
+  };
+}
+
+/**
+ * The snapshot's nodes and checks with each answer's service replaced by what the answer holds
+ * (answers newer than the node reads, from the per-service watches). Node-level checks stay the
+ * snapshot's. Pure; the inputs are not changed.
+ */
+export function withServiceAnswers(
+  nodes: readonly CatalogNode[],
+  checks: readonly ConsulCheck[],
+  answers: readonly ServiceAnswer[],
+): { nodes: CatalogNode[]; checks: ConsulCheck[] } {
+  if (answers.length === 0) return { nodes: [...nodes], checks: [...checks] };
+  const names = new Set(answers.map((a) => a.name));
+  const replaced = new Set<string>(); // node \0 service ID whose service checks go
+  const byNode = new Map<string, CatalogNode>();
+  for (const n of nodes) {
+    const keep = n.services.filter((s) => {
+      if (!names.has(s.Service)) return true;
+      replaced.add(`${n.node}\u0000${s.ID}`);
+      return false;
+    });
+    byNode.set(n.node, { node: n.node, address: n.address, services: keep });
+  }
+  const added: ConsulCheck[] = [];
+  const nodeChecked = new Set(checks.filter((c) => c.ServiceID === "").map((c) => c.Node));
+  for (const a of answers) {
+    for (const n of a.nodes) {
+      const node = byNode.get(n.node) ?? { node: n.node, address: n.address, services: [] };
+      byNode.set(n.node, node);
+      node.services.push(...n.services);
+      for (const s of n.services) replaced.add(`${n.node}\u0000${s.ID}`);
+    }
+    // Node-level checks stay the snapshot's, except for a node the snapshot does not know yet.
+    added.push(...a.checks.filter((c) => c.ServiceID !== "" || !nodeChecked.has(c.Node)));
+    for (const c of a.checks) if (c.ServiceID === "") nodeChecked.add(c.Node);
+  }
+  const kept = checks.filter((c) => c.ServiceID === "" || !replaced.has(`${c.Node}\u0000${c.ServiceID}`));
+  const sorted = [...byNode.values()].sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
+  return { nodes: sorted, checks: [...kept, ...added] };
+}

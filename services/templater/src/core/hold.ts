@@ -63,9 +63,9 @@ export function holdRouted(input: HoldInput): HoldResult {
   // Grace over: what the catalog says now is the truth.
   if (suspectSince !== undefined && now - suspectSince >= graceMs) suspectSince = undefined;
 
-  const inCatalog = new Map(
-    catalog.services.map((s) => [s.name, new Map(s.instances.map((i) => [key(i), i]))]),
-  );
+  // Built per service only where a rule needs it: most services hold nothing.
+  const inCatalog = new Map(catalog.services.map((s) => [s.name, s]));
+  const presentOf = (name: string) => new Map((inCatalog.get(name)?.instances ?? []).map((i) => [key(i), i]));
   const before = new Map((previous?.services ?? []).map((s) => [s.name, s]));
   const held: Held[] = [];
   const services = new Map(routed.services.map((s) => [s.name, s]));
@@ -73,14 +73,15 @@ export function holdRouted(input: HoldInput): HoldResult {
   for (const [name, prev] of before) {
     if (prev.instances.length === 0) continue;
     const current = services.get(name) ?? { name, tags: [], meta: {}, instances: [] };
-    const present = inCatalog.get(name) ?? new Map<string, InstanceView>();
-    const routedKeys = new Set(current.instances.map(key));
+    const panicking = panic && current.instances.length === 0;
+    if (!panicking && suspectSince === undefined) continue;
+    const present = presentOf(name);
     const alive = (i: InstanceView) => !nodesDown.has(i.node);
 
     // Panic: the service was routed, none of its instances passes now. Route every instance
     // still registered on a live node (as Envoy's panic mode does): instances that fail one
     // after the other under load would otherwise leave the last survivor with all the traffic.
-    if (panic && current.instances.length === 0 && present.size > 0) {
+    if (panicking && present.size > 0) {
       const keep = [...present.values()].filter(alive);
       if (keep.length > 0) {
         const instances = keep.map((i) => present.get(key(i))!);
@@ -91,6 +92,7 @@ export function holdRouted(input: HoldInput): HoldResult {
     }
     // Restart grace: routed before, absent from the catalog now.
     if (suspectSince !== undefined) {
+      const routedKeys = new Set(current.instances.map(key));
       const missing = prev.instances.filter(
         (i) => !present.has(key(i)) && !routedKeys.has(key(i)) && alive(i),
       );

@@ -46,21 +46,36 @@ export interface SetsResult {
   badWeights: BadWeight[];
 }
 
+/** One service's peers and bad weights; kept per ServiceView object (views are never changed). */
+const peersCache = new WeakMap<ServiceView, { peers: Peer[]; badWeights: BadWeight[] }>();
+
+function servicePeers(s: ServiceView): { peers: Peer[]; badWeights: BadWeight[] } {
+  const cached = peersCache.get(s);
+  if (cached) return cached;
+  const badWeights: BadWeight[] = [];
+  const peers = new Map<string, Peer>();
+  for (const i of s.instances) {
+    const w = weightOf(i.meta);
+    if (!w.ok) badWeights.push({ service: s.name, instance: i.id, reason: w.reason });
+    const endpoint = nv.hostPort(i.address, i.port);
+    // The same address twice (two registrations of one container): one peer, the larger weight.
+    const weight = w.ok ? w.value : weightLimits.default;
+    peers.set(endpoint, { endpoint, weight: Math.max(weight, peers.get(endpoint)?.weight ?? 0) });
+  }
+  const list = [...peers.values()].sort((a, b) => (a.endpoint < b.endpoint ? -1 : 1)).slice(0, maxPeers);
+  const out = { peers: list, badWeights };
+  peersCache.set(s, out);
+  return out;
+}
+
+/** Pure: a service view that is the same object as last time costs a lookup, not a rebuild. */
 export function instanceSets(view: View): SetsResult {
   const sets = new Map<string, Peer[]>();
   const badWeights: SetsResult["badWeights"] = [];
   for (const s of view.services) {
-    const peers = new Map<string, Peer>();
-    for (const i of s.instances) {
-      const w = weightOf(i.meta);
-      if (!w.ok) badWeights.push({ service: s.name, instance: i.id, reason: w.reason });
-      const endpoint = nv.hostPort(i.address, i.port);
-      // The same address twice (two registrations of one container): one peer, the larger weight.
-      const weight = w.ok ? w.value : weightLimits.default;
-      peers.set(endpoint, { endpoint, weight: Math.max(weight, peers.get(endpoint)?.weight ?? 0) });
-    }
-    const list = [...peers.values()].sort((a, b) => (a.endpoint < b.endpoint ? -1 : 1)).slice(0, maxPeers);
-    sets.set(upstreamName(s.name), list);
+    const r = servicePeers(s);
+    badWeights.push(...r.badWeights);
+    sets.set(upstreamName(s.name), r.peers);
   }
   return { sets, badWeights };
 }
@@ -70,11 +85,30 @@ export function routesOnly(services: readonly ServiceView[]): Omit<ServiceView, 
   return services.map(({ instances: _instances, ...route }) => route);
 }
 
+const routeKeyCache = new WeakMap<ServiceView, string>();
+
+/**
+ * What templates see of each service in dynamic mode, one string per service (routesOnly as
+ * JSON): two views route alike when these are equal. Kept per ServiceView object, so a view
+ * with one service changed costs one JSON.stringify.
+ */
+export function routeKeys(services: readonly ServiceView[]): string[] {
+  return services.map((s) => {
+    let k = routeKeyCache.get(s);
+    if (k === undefined) {
+      const { instances: _instances, ...route } = s;
+      routeKeyCache.set(s, (k = JSON.stringify(route)));
+    }
+    return k;
+  });
+}
+
 /** Names whose peers differ between two sets (new and removed names included). */
 export function changedNames(before: InstanceSets, after: InstanceSets): string[] {
   const out: string[] = [];
   for (const [name, peers] of after) {
     const old = before.get(name);
+    if (old === peers) continue;
     if (
       !old ||
       old.length !== peers.length ||

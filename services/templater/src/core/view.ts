@@ -214,3 +214,42 @@ export function buildView(snapshot: CatalogSnapshot, options: ViewOptions): Buil
     nodesDown: [...nodesDown].sort(byText),
   };
 }
+
+/**
+ * `built` with one service rebuilt from `slice` (that service's instances and checks, as
+ * core/catalog.ts's ServiceAnswer carries them): equal to buildView of the whole catalog with
+ * that service replaced, at the cost of one service. undefined when the slice shows a node's
+ * health other than `built` does: a node-level change reaches every service on the node, so it
+ * takes a whole build.
+ */
+export function patchService(
+  built: BuiltView,
+  name: string,
+  slice: Pick<CatalogSnapshot, "nodes" | "checks">,
+  options: ViewOptions,
+): BuiltView | undefined {
+  const one = buildView(
+    { ...slice, observedAt: 0 },
+    { ...options, retain: options.retain?.includes(name) ? [name] : [] },
+  );
+  const shownName = nv.describeValue(name); // how a reject of an unusable name names it
+  const down = new Set(built.nodesDown);
+  for (const n of slice.nodes) if (one.nodesDown.includes(n.node) !== down.has(n.node)) return undefined;
+  if (one.view.services.some((s) => s.name !== name)) return undefined;
+  const put = (list: readonly ServiceView[], s: ServiceView | undefined): ServiceView[] => {
+    const out = list.filter((x) => x.name !== name);
+    if (!s) return out;
+    const at = out.findIndex((x) => byText(x.name, name) > 0);
+    out.splice(at < 0 ? out.length : at, 0, s);
+    return out;
+  };
+  return {
+    view: { services: put(built.view.services, one.view.services[0]) },
+    catalog: { services: put(built.catalog.services, one.catalog.services[0]) },
+    rejects: [
+      ...built.rejects.filter((r) => r.service !== name && r.service !== shownName),
+      ...one.rejects,
+    ].sort((a, b) => byText(a.key, b.key)),
+    nodesDown: built.nodesDown,
+  };
+}

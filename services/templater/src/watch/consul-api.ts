@@ -8,7 +8,7 @@ import { z } from "zod";
 import { classifyAnswer, trustedValue, type ConsulAnswer } from "../../../../lib/consul-answer.ts";
 import { consulRequest, type ConsulHttp } from "../../../../lib/consul-client.ts";
 import { blockingTimeoutMs } from "../core/blocking-index.ts";
-import type { ConsulCheck, ConsulService } from "../core/catalog.ts";
+import type { CatalogNode, ConsulCheck, ConsulService, ServiceAnswer } from "../core/catalog.ts";
 
 export interface Answer<T> {
   index: number;
@@ -35,8 +35,16 @@ export interface CatalogApi {
   checks(read: BlockingRead, signal: AbortSignal): Promise<Answer<ConsulCheck[]>>;
   /** `/v1/catalog/nodes` */
   nodes(signal: AbortSignal): Promise<{ Node: string; Address: string }[]>;
-  /** `/v1/catalog/node/<node>`: the node's services; null when the node is gone. */
-  nodeServices(node: string, signal: AbortSignal): Promise<ConsulService[] | null>;
+  /** `/v1/catalog/node/<node>`: the node's services (null when the node is gone) and the index they are as of. */
+  nodeServices(
+    node: string,
+    signal: AbortSignal,
+  ): Promise<{ services: ConsulService[] | null; index: number }>;
+  /**
+   * `/v1/health/service/<name>`: one service's instances with their checks (node checks
+   * included). Its index is the service's own: a blocking read returns when this service changes.
+   */
+  serviceHealth(name: string, read: BlockingRead, signal: AbortSignal): Promise<Answer<ServiceAnswer>>;
   /**
    * `/v1/catalog/service/<name>`: one service's instances. Consul 1.8 filters the per-node read
    * by instance ID under ACLs, so a token allowed `service "web"` sees nothing there; this read
@@ -61,9 +69,13 @@ const plainTimeoutMs = 5_000;
 const tags = z.array(z.string()).nullable();
 const meta = z.record(z.string(), z.string()).nullable();
 const servicesShape = z.record(z.string(), tags);
-const checksShape = z.array(
-  z.object({ Node: z.string(), CheckID: z.string(), Status: z.string(), ServiceID: z.string() }),
-);
+const checkShape = z.object({
+  Node: z.string(),
+  CheckID: z.string(),
+  Status: z.string(),
+  ServiceID: z.string(),
+});
+const checksShape = z.array(checkShape);
 const nodesShape = z.array(z.object({ Node: z.string(), Address: z.string() }));
 const serviceShape = z.object({
   ID: z.string(),
@@ -73,6 +85,13 @@ const serviceShape = z.object({
   Port: z.number(),
   Meta: meta.optional(),
 });
+const serviceHealthShape = z.array(
+  z.object({
+    Node: z.object({ Node: z.string(), Address: z.string() }),
+    Service: serviceShape,
+    Checks: z.array(checkShape).nullable(),
+  }),
+);
 const nodeServicesShape = z.object({ Services: z.record(z.string(), serviceShape).nullable() }).nullable();
 const serviceInstancesShape = z.array(
   z.object({
@@ -121,8 +140,31 @@ export function consulCatalogApi(client: ConsulHttp): CatalogApi {
     nodes: async (signal) => (await get("/v1/catalog/nodes", nodesShape, signal)).body,
     nodeServices: async (node, signal) => {
       const r = await get(`/v1/catalog/node/${seg(node)}`, nodeServicesShape, signal);
-      if (!r.body) return null;
-      return Object.values(r.body.Services ?? {}).map((s) => ({ ...s, Meta: s.Meta ?? null }));
+      const services = r.body
+        ? Object.values(r.body.Services ?? {}).map((s) => ({ ...s, Meta: s.Meta ?? null }))
+        : null;
+      return { services, index: r.index };
+    },
+    serviceHealth: async (name, read, signal) => {
+      const a = await get(`/v1/health/service/${seg(name)}`, serviceHealthShape, signal, blocking(read));
+      const nodes = new Map<string, CatalogNode>();
+      const checks: ConsulCheck[] = [];
+      const nodeChecks = new Set<string>();
+      for (const e of a.body) {
+        const node = nodes.get(e.Node.Node) ?? { node: e.Node.Node, address: e.Node.Address, services: [] };
+        nodes.set(node.node, node);
+        node.services.push({ ...e.Service, Meta: e.Service.Meta ?? null });
+        for (const c of e.Checks ?? []) {
+          // Node checks come once per instance on the node: keep one.
+          if (c.ServiceID === "") {
+            const k = `${c.Node}\u0000${c.CheckID}`;
+            if (nodeChecks.has(k)) continue;
+            nodeChecks.add(k);
+          }
+          checks.push({ Node: c.Node, CheckID: c.CheckID, Status: c.Status, ServiceID: c.ServiceID });
+        }
+      }
+      return { index: a.index, body: { name, index: a.index, nodes: [...nodes.values()], checks } };
     },
     serviceInstances: async (name, signal) =>
       (await get(`/v1/catalog/service/${seg(name)}`, serviceInstancesShape, signal)).body.map((i) => ({

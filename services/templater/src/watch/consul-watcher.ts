@@ -4,15 +4,30 @@
 // When the catalog moves, the instances are read node by node (/v1/catalog/node/<node>: O(hosts)
 // requests, not O(services)), then the checks are read again so they are never older than the
 // instances they are joined with. consul-template instead holds one long poll per service.
+//
+// The fast path (service-watches.ts): up to `serviceWatches` routed services also get a long poll
+// of their own. An answer newer than the last whole read goes to `onService` at once (one
+// service rebuilt and pushed) and into every later snapshot until a whole read catches up with
+// it. While every routed service is watched and the listing is unchanged, a move of the catalog's
+// index is theirs to tell: the whole read waits for the next revalidation (--consul-wait).
 
 import { Backoff, sleep } from "../../../../lib/backoff.ts";
 import { mapLimit } from "../../../../lib/concurrency.ts";
 import type { Logger } from "../../../../lib/log.ts";
 import { ConsulAnswerError, problemOf } from "../../../../lib/consul-answer.ts";
 import { floorDelay, stepIndex } from "../core/blocking-index.ts";
-import type { CatalogNode, CatalogSnapshot, ConsulCheck, ConsulService } from "../core/catalog.ts";
+import {
+  withServiceAnswers,
+  type CatalogNode,
+  type CatalogSnapshot,
+  type ConsulCheck,
+  type ConsulService,
+  type ServiceAnswer,
+} from "../core/catalog.ts";
+import { serviceName } from "../core/nginx-values.ts";
 import { serfHealthCheck } from "../core/view.ts";
 import type { Answer, BlockingRead, CatalogApi } from "./consul-api.ts";
+import { ServiceWatches } from "./service-watches.ts";
 
 export interface WatcherOptions {
   api: CatalogApi;
@@ -30,6 +45,13 @@ export interface WatcherOptions {
   wanted?: (tags: readonly string[]) => boolean;
   log: Logger;
   onSnapshot: (snapshot: CatalogSnapshot) => void;
+  /**
+   * Routed services that also get a long poll of their own (the fast path); 0: none. Each is one
+   * connection to Consul, which allows 200 per client address by default.
+   */
+  serviceWatches?: number;
+  /** A watched service changed: apply it alone; false asks for a whole snapshot instead. */
+  onService?: (answer: ServiceAnswer, observedAt: number) => boolean;
   /** Called after every request, for metrics: result is "ok" or the problem (denied, malformed, unreachable). */
   onRequest?: (endpoint: string, result: string) => void;
   now?: () => number;
@@ -44,6 +66,7 @@ export class ConsulCatalogWatcher {
   #nodes: CatalogNode[] = [];
   /** The last `/v1/catalog/services` answer: name → tags. */
   #listed: Record<string, string[]> = {};
+  #listedKey = "{}";
   #checks: ConsulCheck[] = [];
   #checksIndex = 0;
   #pendingSince: number | undefined;
@@ -55,11 +78,72 @@ export class ConsulCatalogWatcher {
   /** Counts failures; a success only says "Consul is back" if no request failed since it started. */
   #failureSeq = 0;
   #catalogFailing = false;
+  /** The index the last whole read is as of (the lowest of its node reads); 0: none yet. */
+  #readIndex = 0;
+  /** Per-service answers newer than the last whole read, by service name. */
+  readonly #fresh = new Map<string, ServiceAnswer>();
+  readonly #watches: ServiceWatches | undefined;
 
   constructor(options: WatcherOptions) {
     this.#o = options;
     this.#now = options.now ?? Date.now;
     this.#refreshBackoff = new Backoff({ initialMs: options.retryInitialMs, maxMs: options.retryMaxMs });
+    this.#watches =
+      (options.serviceWatches ?? 0) > 0
+        ? new ServiceWatches({
+            read: (name, r, signal) => options.api.serviceHealth(name, r, signal),
+            waitMs: options.waitMs,
+            floorMs: options.floorMs,
+            retryInitialMs: options.retryInitialMs,
+            retryMaxMs: options.retryMaxMs,
+            onAnswer: (a, at) => this.#serviceAnswer(a, at),
+            onRequest: options.onRequest,
+            log: options.log,
+            now: this.#now,
+          })
+        : undefined;
+  }
+
+  /** The routed services to watch one by one: valid names carrying the route tag, at most serviceWatches. */
+  #toWatch(): string[] {
+    const wanted = this.#o.wanted ?? (() => true);
+    return Object.entries(this.#listed)
+      .filter(([name, tags]) => wanted(tags) && serviceName(name).ok)
+      .map(([name]) => name)
+      .sort()
+      .slice(0, this.#o.serviceWatches ?? 0);
+  }
+
+  /** Whether the per-service watches can tell every instance change of this listing. */
+  #watchesCover(listed: Record<string, string[]>): boolean {
+    const w = this.#watches;
+    if (!w || !w.healthy || this.#catalogFailing || this.#readIndex === 0) return false;
+    const wanted = this.#o.wanted ?? (() => true);
+    return Object.entries(listed).every(([name, tags]) => !wanted(tags) || w.has(name));
+  }
+
+  /** Consul's index went backwards: per-service answers and their indexes mean nothing now. */
+  #forgetFresh(): void {
+    this.#fresh.clear();
+    this.#readIndex = 0;
+    this.#watches?.follow([], 0, this.#signal); // followed again after the next whole read
+  }
+
+  #serviceAnswer(answer: ServiceAnswer, observedAt: number): void {
+    if (answer.index <= this.#readIndex) return; // the whole read already holds it
+    const known = this.#fresh.get(answer.name);
+    if (known && answer.index <= known.index) return;
+    // No instance at all may be ACLs hiding them (or the last one going): the whole read says.
+    if (answer.nodes.length === 0) {
+      this.#catalogDirty = true;
+      this.#pendingSince ??= observedAt;
+      this.#kick();
+      return;
+    }
+    this.#fresh.set(answer.name, answer);
+    if (this.#o.onService?.(answer, observedAt)) return;
+    this.#pendingSince ??= observedAt;
+    this.#kick();
   }
 
   /** Runs until `signal` aborts. Never throws for Consul errors: it retries with capped backoff. */
@@ -69,11 +153,20 @@ export class ConsulCatalogWatcher {
       this.#loop(
         "catalog/services",
         (r, s) => this.#o.api.services(r, s),
-        (body, _index, reset) => {
+        (body, _index, reset, news) => {
           // Consul always lists its own "consul" service: an empty list is ACLs hiding everything.
           if (Object.keys(body).length === 0) throw aclEmpty('no service at all, not even its own "consul"');
+          const key = JSON.stringify(body);
+          if (news && !reset && key === this.#listedKey && this.#watchesCover(body)) {
+            this.#pendingSince = undefined;
+            return; // an instance change: the service's own watch brings it
+          }
           this.#listed = body;
-          if (reset) this.#checksIndex = 0;
+          this.#listedKey = key;
+          if (reset) {
+            this.#checksIndex = 0;
+            this.#forgetFresh();
+          }
           this.#catalogSeen = true;
           this.#catalogDirty = true;
           this.#kick();
@@ -89,8 +182,15 @@ export class ConsulCatalogWatcher {
           if (reset) {
             this.#checksIndex = 0;
             this.#catalogDirty = true;
+            this.#forgetFresh();
           }
-          if (this.#acceptChecks(body, index)) this.#kick();
+          const before = this.#checks;
+          if (!this.#acceptChecks(body, index)) return;
+          // A service check gone means its instance is (being) deregistered: joining the new
+          // checks with instances read before would show it check-less, i.e. passing. Read the
+          // instances again rather than route it for that moment.
+          if (lostServiceChecks(before, body)) this.#catalogDirty = true;
+          this.#kick();
         },
       ),
     ]);
@@ -122,7 +222,8 @@ export class ConsulCatalogWatcher {
   async #loop<T>(
     endpoint: string,
     read: (r: BlockingRead, s: AbortSignal) => Promise<Answer<T>>,
-    onChange: (body: T, index: number, reset: boolean) => void,
+    /** `news`: the index moved (false: a revalidation after a long poll timed out unchanged). */
+    onChange: (body: T, index: number, reset: boolean, news: boolean) => void,
     revalidate = false,
   ): Promise<void> {
     const { waitMs, floorMs, log } = this.#o;
@@ -143,9 +244,9 @@ export class ConsulCatalogWatcher {
         if (step.changed || fresh) {
           this.#pendingSince ??= this.#now();
           if (step.reset) this.#indexResetAt = this.#now();
-          onChange(answer.body, answer.index, step.reset); // throws on an answer it cannot trust
+          onChange(answer.body, answer.index, step.reset, true); // throws on an answer it cannot trust
         } else if (revalidate) {
-          onChange(answer.body, answer.index, false);
+          onChange(answer.body, answer.index, false, false);
         }
         if (step.reset) log.info("Consul index went backwards; reading everything again", { endpoint });
         fresh = false;
@@ -202,9 +303,10 @@ export class ConsulCatalogWatcher {
             continue;
           }
         }
+        const merged = withServiceAnswers(this.#nodes, this.#checks, [...this.#fresh.values()]);
         this.#o.onSnapshot({
-          nodes: this.#nodes,
-          checks: this.#checks,
+          nodes: merged.nodes,
+          checks: merged.checks,
           observedAt: since,
           indexResetAt: this.#indexResetAt,
         });
@@ -230,11 +332,12 @@ export class ConsulCatalogWatcher {
     const nodes = await track("catalog/nodes", api.nodes(signal));
     // Every Consul agent is a node of its catalog: an empty node list is ACLs hiding them.
     if (nodes.length === 0) throw aclEmpty("no node at all");
-    const read = await mapLimit(nodes, concurrency, async (n): Promise<CatalogNode> => ({
-      node: n.Node,
-      address: n.Address,
-      services: (await track("catalog/node", api.nodeServices(n.Node, signal))) ?? [],
-    }));
+    let asOf = Infinity;
+    const read = await mapLimit(nodes, concurrency, async (n): Promise<CatalogNode> => {
+      const r = await track("catalog/node", api.nodeServices(n.Node, signal));
+      if (Number.isFinite(r.index)) asOf = Math.min(asOf, r.index);
+      return { node: n.Node, address: n.Address, services: r.services ?? [] };
+    });
     // Consul 1.8 filters per-node reads by instance ID under ACLs (a `service "web"` rule shows
     // nothing there): a listed service no node showed is read by name, which honours those rules.
     const wanted = this.#o.wanted ?? (() => true);
@@ -269,9 +372,18 @@ export class ConsulCatalogWatcher {
     const checks = await track("health/state/any", api.checks({ index: 0, waitMs: 0 }, signal));
     this.#acceptChecks(checks.body, checks.index); // throws on checks it cannot trust: nothing kept
     this.#nodes = read.sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
+    this.#readIndex = Number.isFinite(asOf) ? asOf : 0;
+    for (const [name, a] of this.#fresh) if (a.index <= this.#readIndex) this.#fresh.delete(name);
+    this.#watches?.follow(this.#toWatch(), this.#readIndex, signal);
     this.#catalogFailing = false;
     this.#succeeded(seq);
   }
+}
+
+/** Whether a service check in `before` is missing from `after` (by node and service ID). */
+function lostServiceChecks(before: readonly ConsulCheck[], after: readonly ConsulCheck[]): boolean {
+  const now = new Set(after.filter((c) => c.ServiceID !== "").map((c) => `${c.Node}\u0000${c.ServiceID}`));
+  return before.some((c) => c.ServiceID !== "" && !now.has(`${c.Node}\u0000${c.ServiceID}`));
 }
 
 /** A well-formed answer only ACL filtering produces: as untrusted as a 403. */
