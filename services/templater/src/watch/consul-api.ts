@@ -120,21 +120,31 @@ export function consulCatalogApi(client: ConsulHttp): CatalogApi {
     schema: z.ZodType<T>,
     signal: AbortSignal,
     b: { query: Record<string, string>; headersTimeoutMs: number } = blocking({ index: 0, waitMs: 0 }),
-  ): Promise<Answer<T>> => {
+    /** The last trusted answer's text and value: the same text again is the same value (not parsed again). */
+    last?: { text: string; value: T },
+  ): Promise<Answer<T> & { text: string }> => {
     const raw = await consulRequest(client, { path, signal, ...b }).catch((err: Error) => err);
     signal.throwIfAborted();
+    if (last && !(raw instanceof Error) && raw.status === 200 && raw.body === last.text) {
+      const header = raw.headers["x-consul-index"];
+      return { index: typeof header === "string" ? Number(header) : NaN, body: last.value, text: last.text };
+    }
     const answer: ConsulAnswer<T> = classifyAnswer(raw, schema);
     const body = trustedValue(answer);
-    return { index: answer.kind === "ok" ? answer.index : NaN, body };
+    return { index: answer.kind === "ok" ? answer.index : NaN, body, text: raw instanceof Error ? "" : raw.body };
   };
+  // The listing comes back unchanged on every instance change (its index moves, its text does
+  // not): at 1,000 services, parsing and checking it again each time is most of a change's work.
+  let listing: { text: string; value: Record<string, string[]> } | undefined;
   const seg = encodeURIComponent;
   return {
     services: async (read, signal) => {
-      const a = await get("/v1/catalog/services", servicesShape, signal, blocking(read));
-      return {
-        index: a.index,
-        body: Object.fromEntries(Object.entries(a.body).map(([k, v]) => [k, v ?? []])),
-      };
+      const a = await get("/v1/catalog/services", servicesShape, signal, blocking(read), listing);
+      if (a.body !== listing?.value) {
+        const value = Object.fromEntries(Object.entries(a.body).map(([k, v]) => [k, v ?? []]));
+        listing = { text: a.text, value };
+      }
+      return { index: a.index, body: listing.value };
     },
     checks: (read, signal) => get("/v1/health/state/any", checksShape, signal, blocking(read)),
     nodes: async (signal) => (await get("/v1/catalog/nodes", nodesShape, signal)).body,

@@ -156,7 +156,8 @@ export class ConsulCatalogWatcher {
         (body, _index, reset, news) => {
           // Consul always lists its own "consul" service: an empty list is ACLs hiding everything.
           if (Object.keys(body).length === 0) throw aclEmpty('no service at all, not even its own "consul"');
-          const key = JSON.stringify(body);
+          // The api gives the same object for the same text (consul-api.ts): no need to compare.
+          const key = body === this.#listed ? this.#listedKey : JSON.stringify(body);
           if (news && !reset && key === this.#listedKey && this.#watchesCover(body)) {
             this.#pendingSince = undefined;
             return; // an instance change: the service's own watch brings it
