@@ -63,6 +63,11 @@ export function holdRouted(input: HoldInput): HoldResult {
   // Grace over: what the catalog says now is the truth.
   if (suspectSince !== undefined && now - suspectSince >= graceMs) suspectSince = undefined;
 
+  // Nothing to hold (no grace period, no routed service without instances): the view as it is,
+  // without building maps of a thousand services on every change.
+  if (suspectSince === undefined && (!panic || routed.services.every((s) => s.instances.length > 0))) {
+    return { view: routed, held: [], suspectSince, graceEndsAt: undefined };
+  }
   // Built per service only where a rule needs it: most services hold nothing.
   const inCatalog = new Map(catalog.services.map((s) => [s.name, s]));
   const presentOf = (name: string) => new Map((inCatalog.get(name)?.instances ?? []).map((i) => [key(i), i]));
