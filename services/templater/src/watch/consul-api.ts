@@ -131,7 +131,11 @@ export function consulCatalogApi(client: ConsulHttp): CatalogApi {
     }
     const answer: ConsulAnswer<T> = classifyAnswer(raw, schema);
     const body = trustedValue(answer);
-    return { index: answer.kind === "ok" ? answer.index : NaN, body, text: raw instanceof Error ? "" : raw.body };
+    return {
+      index: answer.kind === "ok" ? answer.index : NaN,
+      body,
+      text: raw instanceof Error ? "" : raw.body,
+    };
   };
   // The listing comes back unchanged on every instance change (its index moves, its text does
   // not): at 1,000 services, parsing and checking it again each time is most of a change's work.
