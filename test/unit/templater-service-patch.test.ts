@@ -147,6 +147,28 @@ describe("withServiceAnswers", () => {
     );
   });
 
+  it("takes an answer's instances but not its checks when the snapshot's checks are newer", () => {
+    const web = { ID: "web-1", Service: "web", Tags: ["http"], Address: "10.0.0.1", Port: 80, Meta: null };
+    const web2 = { ...web, ID: "web-2", Address: "10.0.0.2" };
+    const node = (services: ConsulService[]) => [{ node: "n1", address: "10.9.9.1", services }];
+    const serf = { Node: "n1", CheckID: "serfHealth", Status: "passing", ServiceID: "" };
+    // The checks (index 20) say web-1 failed; the answer (index 15) still has it passing, and web-2.
+    const checks = [serf, { Node: "n1", CheckID: "c", Status: "critical", ServiceID: "web-1" }];
+    const answer = {
+      name: "web",
+      index: 15,
+      nodes: node([web, web2]),
+      checks: [serf, { Node: "n1", CheckID: "c", Status: "passing", ServiceID: "web-1" }],
+    };
+    const routed = (checksIndex: number) =>
+      buildView(
+        { ...withServiceAnswers(node([web]), checks, [answer], checksIndex), observedAt: 0 },
+        options(false, ""),
+      ).view.services[0]?.instances.map((i) => i.id);
+    assert.deepEqual(routed(20), ["web-2"], "an older answer took web-1's health back in time");
+    assert.deepEqual(routed(10), ["web-1", "web-2"], "a newer answer's checks were not used");
+  });
+
   it("adds a node the snapshot does not know, with its node checks", () => {
     const answer = {
       name: "web",

@@ -87,21 +87,25 @@ export function serviceSlice(nodes: readonly CatalogNode[], checks: readonly Con
 /**
  * The snapshot's nodes and checks with each answer's service replaced by what the answer holds
  * (answers newer than the node reads, from the per-service watches). Node-level checks stay the
- * snapshot's. Pure; the inputs are not changed.
+ * snapshot's. An answer older than the snapshot's checks (`checksIndex`, the index of
+ * /v1/health/state/any they came with) brings its instances but not their checks: the newer
+ * checks already hold every check those instances still have. Pure; the inputs are not changed.
  */
 export function withServiceAnswers(
   nodes: readonly CatalogNode[],
   checks: readonly ConsulCheck[],
   answers: readonly ServiceAnswer[],
+  checksIndex = 0,
 ): { nodes: CatalogNode[]; checks: ConsulCheck[] } {
   if (answers.length === 0) return { nodes: [...nodes], checks: [...checks] };
   const names = new Set(answers.map((a) => a.name));
+  const checksFrom = new Set(answers.filter((a) => a.index >= checksIndex).map((a) => a.name));
   const replaced = new Set<string>(); // node \0 service ID whose service checks go
   const byNode = new Map<string, CatalogNode>();
   for (const n of nodes) {
     const keep = n.services.filter((s) => {
       if (!names.has(s.Service)) return true;
-      replaced.add(`${n.node}\u0000${s.ID}`);
+      if (checksFrom.has(s.Service)) replaced.add(`${n.node}\u0000${s.ID}`);
       return false;
     });
     byNode.set(n.node, { node: n.node, address: n.address, services: keep });
@@ -109,14 +113,19 @@ export function withServiceAnswers(
   const added: ConsulCheck[] = [];
   const nodeChecked = new Set(checks.filter((c) => c.ServiceID === "").map((c) => c.Node));
   for (const a of answers) {
+    const own = checksFrom.has(a.name);
     for (const n of a.nodes) {
       const node = byNode.get(n.node) ?? { node: n.node, address: n.address, services: [] };
       byNode.set(n.node, node);
       node.services.push(...n.services);
-      for (const s of n.services) replaced.add(`${n.node}\u0000${s.ID}`);
+      if (own) for (const s of n.services) replaced.add(`${n.node}\u0000${s.ID}`);
     }
     // Node-level checks stay the snapshot's, except for a node the snapshot does not know yet.
-    added.push(...a.checks.filter((c) => c.ServiceID !== "" || !nodeChecked.has(c.Node)));
+    added.push(
+      ...a.checks.filter(
+        (c) => (own && c.ServiceID !== "") || (c.ServiceID === "" && !nodeChecked.has(c.Node)),
+      ),
+    );
     for (const c of a.checks) if (c.ServiceID === "") nodeChecked.add(c.Node);
   }
   const kept = checks.filter((c) => c.ServiceID === "" || !replaced.has(`${c.Node}\u0000${c.ServiceID}`));

@@ -141,7 +141,9 @@ export class ConsulCatalogWatcher {
       return;
     }
     this.#fresh.set(answer.name, answer);
-    if (this.#o.onService?.(answer, observedAt)) return;
+    // Older than the checks already delivered: its own checks would take health back in time,
+    // so it goes in a snapshot, joined with the newer checks.
+    if (answer.index >= this.#checksIndex && this.#o.onService?.(answer, observedAt)) return;
     this.#pendingSince ??= observedAt;
     this.#kick();
   }
@@ -304,7 +306,12 @@ export class ConsulCatalogWatcher {
             continue;
           }
         }
-        const merged = withServiceAnswers(this.#nodes, this.#checks, [...this.#fresh.values()]);
+        const merged = withServiceAnswers(
+          this.#nodes,
+          this.#checks,
+          [...this.#fresh.values()],
+          this.#checksIndex,
+        );
         this.#o.onSnapshot({
           nodes: merged.nodes,
           checks: merged.checks,
