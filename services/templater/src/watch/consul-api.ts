@@ -56,8 +56,9 @@ export interface CatalogApi {
 /** Node (or service) reads in flight at once while the catalog is read again. */
 export const nodeReadConcurrency = 4;
 /**
- * Connections the templater may hold to Consul: the two long polls and the node reads.
- * A constant, whatever the number of services (consul-template holds one per service).
+ * Connections the whole-catalog watcher may hold to Consul: the two long polls and the node
+ * reads, whatever the number of services. The per-service watches (service-watches.ts) add at
+ * most --consul-service-watches more.
  */
 export const maxConsulSockets = 2 + nodeReadConcurrency;
 
