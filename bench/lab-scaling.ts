@@ -1,14 +1,18 @@
 // The lab under scaling, measured end to end on its own compose project (free ports,
 // removed at the end, also on Ctrl-C):
-//  1. container start → first request routed to it, over --cycles lone scale-ups (web 1→2→1
-//     with a quiet gap before each), --cycles scale-ups right after a scale-down, and the 9
-//     new instances of a 1→10 burst;
+//  1. first request routed to a new instance, from two clocks: Docker's `start` event and the
+//     moment `docker compose up -d --scale` returned (the compose process exited: issue 8's
+//     clock), over --cycles lone scale-ups (web 1→2→1 with a quiet gap before each), --cycles
+//     scale-ups right after a scale-down (both pooled too, for n ≥ 100 and a p99), and the 9
+//     new instances of a 1→10 burst; for the 1→2 scale-ups, where the time went (demo-node's
+//     and the registrator's own log lines, the templater's metrics);
 //  2. failed requests while web scales 1→10→1, --bursts times, under a steady --rate;
 //  3. nginx reloads per scale burst;
 //  4. resident memory of the registrator and the templater.
 //
-//   node bench/lab-scaling.ts [--cycles 50] [--rate 200] [--bursts 3] [--post-every 3]
-// (--post-every n: every n-th request of the load is a POST, which nginx never retries; 0: GET only)
+//   node bench/lab-scaling.ts [--cycles 50] [--rate 200] [--bursts 3] [--post-every 3] [--trace]
+// (--post-every n: every n-th request of the load is a POST, which nginx never retries; 0: GET only;
+// --bursts 0 skips parts 2 and 3; --trace prints each 1→2 scale-up's steps)
 
 import http from "node:http";
 import { parseArgs } from "node:util";
@@ -17,6 +21,7 @@ import { sleep } from "../lib/backoff.ts";
 import { waitForInstances } from "../scripts/lab/wait.ts";
 import { startLoad } from "../test/helpers/load.ts";
 import { benchLab } from "./lib/lab.ts";
+import { followJsonLogs, jsonLogLines, type LogLine } from "./lib/container-logs.ts";
 import { formatSummary, summarise } from "./lib/stats.ts";
 
 const { values } = parseArgs({
@@ -25,6 +30,7 @@ const { values } = parseArgs({
     rate: { type: "string", default: "200" },
     bursts: { type: "string", default: "3" },
     "post-every": { type: "string", default: "3" },
+    trace: { type: "boolean", default: false },
   },
 });
 const cycles = Number(values.cycles);
@@ -38,11 +44,31 @@ const { lab, teardown } = benchLab(`dockside-bench-${process.pid}`, {
   DOCKSIDE_OPS_PORT: "0",
 });
 
-/** Instances started in one phase: their start → routed latencies, and those never routed. */
+/** Instances started in one phase: their routed latencies from both clocks, and those never routed. */
 interface Routed {
+  /** Docker's `start` event → first answer. */
   latencies: number[];
+  /** `docker compose up` returned (process exit) → first answer; negative: answered before it returned. */
+  fromCompose: number[];
   dropped: number;
   started: number;
+}
+const newRouted = (): Routed => ({ latencies: [], fromCompose: [], dropped: 0, started: 0 });
+
+/** One 1→2 scale-up, each step on the host's clock (ms since the epoch). */
+interface Trace {
+  host: string;
+  start: number;
+  composeExit: number;
+  /** demo-node's "listening" line. */
+  listening?: number;
+  /** The registrator's "registered service instance" line (its Consul call returned). */
+  registered?: number;
+  /** The registrator's line saying the instance's check is passing in Consul. */
+  passing?: number;
+  first: number;
+  /** The templater's Consul answer → nginx confirmed the push (its metrics: sum and count deltas). */
+  templaterMs?: number;
 }
 const running = async (s: string) => (await lab.running(s)).map((c) => c.hostname);
 
@@ -88,6 +114,16 @@ function watchStarts() {
   return { times, stop: () => stream?.destroy() };
 }
 
+/** Sum and count of a histogram in the templater's metrics. */
+async function histogram(ops: string, name: string): Promise<{ sum: number; count: number }> {
+  const text = await (await fetch(`${ops}/metrics`)).text();
+  const value = (suffix: string) => {
+    const line = text.split("\n").find((l) => l.startsWith(`${name}_${suffix} `));
+    return line ? Number(line.split(/\s+/).pop()) : NaN;
+  };
+  return { sum: value("sum"), count: value("count") };
+}
+
 /** Reload count from the templater's metrics, on the edge's ops listener. */
 async function reloads(ops: string): Promise<number> {
   const text = await (await fetch(`${ops}/metrics`)).text();
@@ -104,6 +140,60 @@ async function rssKiB(service: string, pattern: RegExp): Promise<number> {
   return processes.filter((p) => pattern.test(p[2] ?? "")).reduce((sum, p) => sum + Number(p[1]), 0);
 }
 
+/** Per step of the traced scale-ups: n, p50, p90, max of the time between two marks. */
+function printBreakdown(traces: readonly Trace[]): void {
+  const step = (
+    label: string,
+    from: (t: Trace) => number | undefined,
+    to: (t: Trace) => number | undefined,
+  ) => {
+    const d = traces.flatMap((t) => {
+      const a = from(t);
+      const b = to(t);
+      return a === undefined || b === undefined ? [] : [b - a];
+    });
+    console.log(formatSummary(`  ${label}`, summarise(d)));
+  };
+  console.log(
+    `where the time went, over ${traces.length} traced 1→2 scale-ups (ms; log lines have ms resolution):`,
+  );
+  step(
+    "start event → compose up returned",
+    (t) => t.start,
+    (t) => t.composeExit,
+  );
+  step(
+    "start event → demo-node listening",
+    (t) => t.start,
+    (t) => t.listening,
+  );
+  step(
+    "start event → registered in Consul (check critical)",
+    (t) => t.start,
+    (t) => t.registered,
+  );
+  step(
+    "demo-node listening → check passing in Consul (probe + Consul)",
+    (t) => t.listening,
+    (t) => t.passing,
+  );
+  step(
+    "check passing in Consul → first answer (Consul → templater → nginx → probe)",
+    (t) => t.passing,
+    (t) => t.first,
+  );
+  step(
+    "  of which templater: Consul answer → nginx confirmed push",
+    () => 0,
+    (t) => t.templaterMs,
+  );
+  step(
+    "compose up returned → first answer",
+    (t) => t.composeExit,
+    (t) => t.first,
+  );
+}
+
 try {
   console.log(`bench: bringing up project ${lab.project}`);
   await lab.up({ web: 1, api: 1 });
@@ -111,82 +201,159 @@ try {
   const ops = `http://${await lab.port("edge", 9102)}`;
   await waitForInstances(`${edge}/web/`, () => running("web"));
 
-  // 1. start → first routed request, for lone scale-ups (a quiet gap before each, longer than the
+  // 1. → first routed request, for lone scale-ups (a quiet gap before each, longer than the
   //    templater's 1 s quiescence maximum) and for scale-ups right after a scale-down.
   const starts = watchStarts();
   const probe = firstSeen(edge, 5);
-  /** Start → first routed request of each container started since `before`, into `into`; counts the ones never routed. */
-  const routedAfterStart = async (before: Set<string>, into: Routed): Promise<void> => {
+  const registrator = await lab.running("registrator");
+  const regLog = await followJsonLogs(docker, registrator[0]!.id);
+  /** The first answer of each container started since `before`, into `into`; counts the ones never routed. */
+  const routedAfterStart = async (
+    before: Set<string>,
+    into: Routed,
+    composeExit: number,
+  ): Promise<{ id: string; host: string; start: number; first: number }[]> => {
+    const out = [];
     for (const [id, at] of starts.times) {
       if (before.has(id)) continue;
       into.started++;
       const host = (await docker.getContainer(id).inspect()).Config.Hostname;
       const deadline = Date.now() + 10_000;
       while (!probe.seen.has(host) && Date.now() < deadline) await sleep(5);
-      if (probe.seen.has(host)) into.latencies.push(probe.seen.get(host)! - at);
-      else {
+      if (probe.seen.has(host)) {
+        const first = probe.seen.get(host)!;
+        into.latencies.push(first - at);
+        into.fromCompose.push(first - composeExit);
+        out.push({ id, host, start: at, first });
+      } else {
         into.dropped++;
         console.log(
           `bench: ${host} not routed within 10 s of its start (left out of the latencies, counted)`,
         );
       }
     }
+    return out;
   };
-  /** The latency summary, and how many started instances it leaves out because they were never routed. */
-  const routedLine = (label: string, r: Routed) =>
-    `${formatSummary(label, summarise(r.latencies))}; not routed within 10 s: ${r.dropped} of ${r.started} started`;
+  /** The latency summaries from both clocks, and how many started instances they leave out because they were never routed. */
+  const routedLines = (label: string, r: Routed) =>
+    [
+      `${formatSummary(`compose up returned → first request routed, ${label}`, summarise(r.fromCompose))}`,
+      `${formatSummary(`container start → first request routed, ${label}`, summarise(r.latencies))}; not routed within 10 s: ${r.dropped} of ${r.started} started`,
+    ].join("\n");
+  const traces: Trace[] = [];
+  /** Where one scale-up's time went: demo-node's log, the registrator's, the templater's metrics. */
+  const trace = async (
+    c: { id: string; host: string; start: number; first: number },
+    composeExit: number,
+    m0: { sum: number; count: number },
+  ): Promise<void> => {
+    const t: Trace = { host: c.host, start: c.start, composeExit, first: c.first };
+    const demo = await jsonLogLines(docker, c.id).catch(() => [] as LogLine[]);
+    t.listening = demo.find((l) => l.msg === "listening")?.at;
+    const name = (await docker.getContainer(c.id).inspect()).Name.replace(/^\//, "");
+    // The lines of this run of the container: the registrator logged them after its start event.
+    const mine = (l: LogLine) => l.at >= c.start - 1000;
+    const reg = regLog.lines.find(
+      (l) => mine(l) && l.msg === "registered service instance" && l.fields.container === name,
+    );
+    t.registered = reg?.at;
+    if (reg?.fields.status === "passing") t.passing = reg.at;
+    else if (reg) {
+      const deadline = Date.now() + 1000;
+      let pass: LogLine | undefined;
+      while (
+        !(pass = regLog.lines.find(
+          (l) =>
+            mine(l) &&
+            l.fields.id === reg.fields.id &&
+            ((l.msg === "check status" && l.fields.status === "passing") ||
+              (l.msg === "updated service instance" && l.fields.status === "passing")),
+        )) &&
+        Date.now() < deadline
+      )
+        await sleep(10);
+      t.passing = pass?.at;
+    }
+    const m1 = await histogram(ops, "templater_instance_change_to_live_seconds");
+    if (m1.count > m0.count) t.templaterMs = ((m1.sum - m0.sum) / (m1.count - m0.count)) * 1000;
+    traces.push(t);
+    if (values.trace) {
+      const rel = (v: number | undefined) => (v === undefined ? "-" : `${(v - t.start).toFixed(0)}`);
+      console.log(
+        `trace ${t.host}: ms after start event: compose exit ${rel(t.composeExit)}, listening ${rel(t.listening)}, registered ${rel(t.registered)}, passing ${rel(t.passing)}, first answer ${rel(t.first)} (templater ${t.templaterMs?.toFixed(1) ?? "-"})`,
+      );
+    }
+  };
+  const pooled = newRouted();
   for (const [label, gapMs] of [
     ["lone scale-ups (2 s quiet before each)", 2000],
     ["scale-ups right after a scale-down", 0],
   ] as const) {
-    const routed: Routed = { latencies: [], dropped: 0, started: 0 };
+    const routed = newRouted();
     for (let i = 0; i < cycles; i++) {
       await sleep(gapMs);
       const before = new Set(starts.times.keys());
-      await lab.scale({ web: 2 });
+      const m0 = await histogram(ops, "templater_instance_change_to_live_seconds");
+      const composeExit = await lab.scale({ web: 2 });
+      // The bench's own event stream may deliver the start event a little after compose returned.
+      const seenBy = Date.now() + 2000;
+      while ([...starts.times.keys()].every((id) => before.has(id)) && Date.now() < seenBy) await sleep(2);
+      const mark = routed.latencies.length;
+      const fresh = await routedAfterStart(before, routed, composeExit);
+      pooled.latencies.push(...routed.latencies.slice(mark));
+      pooled.fromCompose.push(...routed.fromCompose.slice(mark));
+      for (const c of fresh) await trace(c, composeExit, m0);
       await waitForInstances(`${edge}/web/`, () => running("web"));
-      await routedAfterStart(before, routed);
       await lab.scale({ web: 1 });
       await waitForInstances(`${edge}/web/`, () => running("web"));
     }
-    console.log(routedLine(`container start → first request routed, ${label}`, routed));
+    pooled.started += routed.started;
+    pooled.dropped += routed.dropped;
+    console.log(routedLines(label, routed));
   }
-  await sleep(2000);
+  console.log(routedLines("both kinds of 1→2 scale-up pooled", pooled));
+  printBreakdown(traces);
+  regLog.stop();
+  if (bursts === 0) {
+    probe.stop();
+    starts.stop();
+  }
+  if (bursts > 0) await sleep(2000);
 
   // 2 + 3. --bursts rounds of 1→10→1 under one steady load; reloads per burst.
-  const load = startLoad({ url: `${edge}/web/`, rate, postEvery, connections: 16, durationMs: 600_000 });
-  await sleep(2000);
-  const burstRouted: Routed = { latencies: [], dropped: 0, started: 0 };
-  const upReloads: number[] = [];
-  const downReloads: number[] = [];
-  for (let b = 0; b < bursts; b++) {
-    const r0 = await reloads(ops);
-    const beforeBurst = new Set(starts.times.keys());
-    await lab.scale({ web: 10 });
-    await waitForInstances(`${edge}/web/`, () => running("web"));
-    await routedAfterStart(beforeBurst, burstRouted);
-    const r1 = await reloads(ops);
+  if (bursts > 0) {
+    const load = startLoad({ url: `${edge}/web/`, rate, postEvery, connections: 16, durationMs: 600_000 });
     await sleep(2000);
-    await lab.scale({ web: 1 });
-    await waitForInstances(`${edge}/web/`, () => running("web"));
-    await sleep(2000);
-    upReloads.push(r1 - r0);
-    downReloads.push((await reloads(ops)) - r1);
+    const burstRouted = newRouted();
+    const upReloads: number[] = [];
+    const downReloads: number[] = [];
+    for (let b = 0; b < bursts; b++) {
+      const r0 = await reloads(ops);
+      const beforeBurst = new Set(starts.times.keys());
+      const composeExit = await lab.scale({ web: 10 });
+      await waitForInstances(`${edge}/web/`, () => running("web"));
+      await routedAfterStart(beforeBurst, burstRouted, composeExit);
+      const r1 = await reloads(ops);
+      await sleep(2000);
+      await lab.scale({ web: 1 });
+      await waitForInstances(`${edge}/web/`, () => running("web"));
+      await sleep(2000);
+      upReloads.push(r1 - r0);
+      downReloads.push((await reloads(ops)) - r1);
+    }
+    const result = await load.stop();
+    console.log(
+      `${bursts} × 1→10→1 at ${rate} req/s${postEvery ? ` (every ${postEvery}th a POST)` : ""} for ${(result.durationMs / 1000).toFixed(1)} s: sent ${result.sent}, ok ${result.ok}, failed ${result.failed}` +
+        (result.failed ? ` (${JSON.stringify(result.failures.slice(0, 5))})` : ""),
+    );
+    console.log(formatSummary("  request latency through the edge", summarise(result.latenciesMs)));
+    console.log(routedLines("the 9 new of each 1→10 burst", burstRouted));
+    console.log(
+      `reloads per burst: scale 1→10: ${upReloads.join(", ")}; scale 10→1: ${downReloads.join(", ")}`,
+    );
+    probe.stop();
+    starts.stop();
   }
-  const result = await load.stop();
-  console.log(
-    `${bursts} × 1→10→1 at ${rate} req/s${postEvery ? ` (every ${postEvery}th a POST)` : ""} for ${(result.durationMs / 1000).toFixed(1)} s: sent ${result.sent}, ok ${result.ok}, failed ${result.failed}` +
-      (result.failed ? ` (${JSON.stringify(result.failures.slice(0, 5))})` : ""),
-  );
-  console.log(formatSummary("  request latency through the edge", summarise(result.latenciesMs)));
-  console.log(
-    routedLine("container start → first request routed, the 9 new of each 1→10 burst", burstRouted),
-  );
-  console.log(
-    `reloads per burst: scale 1→10: ${upReloads.join(", ")}; scale 10→1: ${downReloads.join(", ")}`,
-  );
-  probe.stop();
-  starts.stop();
 
   // 4. memory.
   console.log(

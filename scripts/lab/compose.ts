@@ -56,10 +56,18 @@ export class Lab {
     await this.compose(["up", "-d", "--wait", "--wait-timeout", "120", ...scaleArgs]);
   }
 
-  /** Scale services without touching the others (the same as plain `docker compose up -d --scale`). */
-  async scale(scale: Record<string, number>): Promise<void> {
+  /**
+   * Scale services without touching the others (the same as plain `docker compose up -d --scale`).
+   * Resolves with when (Date.now()) the compose process exited: the moment a user's
+   * `docker compose up` returns, which benchmarks measure from.
+   */
+  async scale(scale: Record<string, number>): Promise<number> {
     const scaleArgs = Object.entries(scale).flatMap(([s, n]) => ["--scale", `${s}=${n}`]);
-    await this.compose(["up", "-d", "--no-recreate", ...scaleArgs, ...Object.keys(scale)]);
+    const sub = this.compose(["up", "-d", "--no-recreate", ...scaleArgs, ...Object.keys(scale)]);
+    let exitedAt = NaN;
+    sub.once("exit", () => (exitedAt = Date.now()));
+    await sub;
+    return Number.isNaN(exitedAt) ? Date.now() : exitedAt;
   }
 
   async down(): Promise<void> {

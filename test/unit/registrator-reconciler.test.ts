@@ -2,10 +2,13 @@
 // ownership, draining, health, outages, event-stream reconnects, races with full syncs.
 // The same behaviours are checked against the real Docker and Consul in test/integration.
 import assert from "node:assert/strict";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import { afterEach, describe, it } from "node:test";
 import { createLogger, type Fields } from "../../lib/log.ts";
 import { createMetrics } from "../../services/registrator/src/metrics.ts";
 import { Reconciler } from "../../services/registrator/src/reconciler.ts";
+import { ContainerTable } from "../../services/registrator/src/state/containers.ts";
 import { RegistryRejected } from "../../services/registrator/src/consul/registry.ts";
 import type { ContainerFacts, MappingOptions } from "../../services/registrator/src/core/types.ts";
 import {
@@ -336,5 +339,67 @@ describe("reconciler: bad input and heartbeats", () => {
     await x.r.stop();
     assert.deepEqual(ids(x.registry), ["keep:8080"]);
     assert.equal(x.registry.calls.filter((c) => c.startsWith("deregister")).length, 0);
+  });
+});
+
+describe("reconciler: readiness (SERVICE_READY_HTTP)", () => {
+  /** A loopback /readyz that answers 200; the container's address is 127.0.0.1. */
+  async function readyServer(): Promise<{ port: number; close: () => Promise<void> }> {
+    const server = http.createServer((_req, res) => res.writeHead(200, { connection: "close" }).end());
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as AddressInfo).port;
+    return { port, close: () => new Promise<void>((r) => server.close(() => r())) };
+  }
+  const readyFacts = (port: number) =>
+    facts({
+      name: "ready",
+      labels: { SERVICE_READY_HTTP: "/readyz" },
+      networks: { bridge: "127.0.0.1" },
+      exposed: [`${port}/tcp`],
+      startedAt: new Date().toISOString(),
+    });
+
+  it("a 2xx sets the check passing with the facts of the start's inspection: one inspect, not two", async () => {
+    const srv = await readyServer();
+    try {
+      const x = await started(rig());
+      const c = x.docker.add(readyFacts(srv.port));
+      const before = x.docker.inspectCalls;
+      x.docker.emit(containerEvent("start", c));
+      const id = `ready:${srv.port}`;
+      await waitFor(() => Object.values(x.registry.get(id)?.checks ?? {})[0] === "passing", {
+        what: "passing",
+        timeoutMs: 2000,
+      });
+      assert.equal(x.docker.inspectCalls - before, 1);
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it("kept facts: only of the run known, and never across an event heard during or after the inspection", () => {
+    const t = new ContainerTable();
+    const f = facts({ name: "kept", startedAt: "2026-01-01T00:02:00.000Z" });
+    const inspectOnce = (heardMeanwhile: boolean) => {
+      const i = t.inspecting(f.id);
+      if (heardMeanwhile) t.heard(f.id);
+      t.remember(f);
+      t.inspected(i, f);
+    };
+    inspectOnce(false);
+    assert.equal(t.unchanged(f.id, f.startedAt), f);
+    assert.equal(t.unchanged(f.id, "2026-01-01T00:03:00.000Z"), undefined, "another run");
+    t.heard(f.id);
+    assert.equal(t.unchanged(f.id, f.startedAt), undefined, "an event after the inspection");
+    inspectOnce(true);
+    assert.equal(t.unchanged(f.id, f.startedAt), undefined, "an event during the inspection");
+    inspectOnce(false);
+    t.drain(f.id);
+    assert.equal(t.unchanged(f.id, f.startedAt), undefined, "draining");
+    t.started(f.id);
+    inspectOnce(false);
+    t.forget(f.id);
+    assert.equal(t.unchanged(f.id, f.startedAt), undefined, "forgotten");
+    assert.deepEqual(t.ids(), [], "nothing left behind");
   });
 });

@@ -11,7 +11,8 @@ const settings = loadSettingsOrExit("demo-node", demoSettings);
 const log = createLogger({ service: "demo-node" }, { name: settings.name });
 const lifecycle = new Lifecycle(Date.now(), settings.slowStart);
 
-const server = await startServer({
+// No top-level await: the bundle is CommonJS (scripts/build.ts), which starts sooner.
+void startServer({
   name: settings.name,
   version: settings.version,
   instance: os.hostname(),
@@ -23,15 +24,15 @@ const server = await startServer({
   drainDelayMs: settings.drainDelay,
   shutdownTimeoutMs: settings.shutdownTimeout,
   log,
-});
-log.info("listening", { port: server.port, slowStartMs: settings.slowStart });
-
-for (const signal of ["SIGTERM", "SIGINT"] as const) {
-  process.once(signal, () => {
-    log.info("shutting down", { signal });
-    void server.shutdown().then((result) => {
-      log.info("stopped", { result });
-      process.exit(0);
+}).then((server) => {
+  log.info("listening", { port: server.port, slowStartMs: settings.slowStart });
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    process.once(signal, () => {
+      log.info("shutting down", { signal });
+      void server.shutdown().then((result) => {
+        log.info("stopped", { result });
+        process.exit(0);
+      });
     });
-  });
-}
+  }
+});

@@ -194,6 +194,7 @@ export class Reconciler {
     });
     if (effect.kind === "ignore") return;
     const id = effect.containerId;
+    this.#containers.heard(id);
     switch (effect.kind) {
       case "start":
         this.#containers.started(id);
@@ -219,9 +220,17 @@ export class Reconciler {
     this.#enqueue(id);
   }
 
-  #enqueue(id: string): void {
+  /**
+   * Queues a sync of one container. `readyRun`: the sync is for a readiness answer of that run,
+   * and may reuse the facts of the last inspection when no event came since (one Docker round
+   * trip less between the 2xx and the check passing in Consul). Either kind stands in for the
+   * other while it waits: an event clears the kept facts (ContainerTable.heard), so a waiting
+   * readiness sync that an event joined inspects after all.
+   */
+  #enqueue(id: string, readyRun?: string): void {
+    const task = () => this.#syncContainer(id, readyRun);
     void this.#loaded.promise
-      .then(() => this.#queue.run(id, () => this.#syncContainer(id), "event"))
+      .then(() => this.#queue.run(id, task, "event"))
       .catch((err: unknown) => this.#failed(err));
   }
 
@@ -430,20 +439,31 @@ export class Reconciler {
 
   // ---- one container ---------------------------------------------------------
 
-  async #syncContainer(id: string): Promise<void> {
+  async #syncContainer(id: string, readyRun?: string): Promise<void> {
     const started = performance.now();
     this.#containers.touch(id);
     const containers = this.#containers;
-    const facts = containers.nothingToRegister(id)
-      ? null
-      : await this.#docker(() => this.#o.docker.inspect(id));
+    let facts: ContainerFacts | null =
+      readyRun === undefined ? null : (containers.unchanged(id, readyRun) ?? null);
+    let inspection: ReturnType<ContainerTable["inspecting"]> | undefined;
+    if (!facts && !containers.nothingToRegister(id)) {
+      inspection = containers.inspecting(id);
+      try {
+        facts = await this.#docker(() => this.#o.docker.inspect(id));
+      } catch (err) {
+        containers.inspected(inspection, undefined);
+        throw err;
+      }
+    }
     let mapping: Mapping = { instances: [], problems: [] };
     if (facts?.running && this.#inScope(facts)) {
       containers.remember(facts);
+      if (inspection) containers.inspected(inspection, facts);
       mapping = this.#map(facts);
       this.#report(facts, mapping.problems);
-    } else if (!containers.hasDrain(id)) {
-      this.#forget(id);
+    } else {
+      if (inspection) containers.inspected(inspection, undefined);
+      if (!containers.hasDrain(id)) this.#forget(id);
     }
     containers.clearGone(id);
     const ledger = this.#ledger;
@@ -460,9 +480,12 @@ export class Reconciler {
     this.#reportRejected(claims.rejected);
     const actual = ledger.relevantTo(id, new Set(claims.kept.map((i) => i.id)));
     const ops = planChanges(claims.kept, actual, { refreshDue: (c) => this.#refreshDue(c) });
+    // Probing starts before the Consul calls, not after them: a start is probed a Consul round
+    // trip sooner. A 2xx that comes first marks the instance ready, and the sync it queues (after
+    // this one) writes the check's status.
+    this.#launchProbes(claims.kept);
     await this.#apply(ops);
     this.#m.instances.set(ledger.size);
-    this.#launchProbes(claims.kept);
     this.#m.reconcileSeconds.observe({ scope: "container" }, (performance.now() - started) / 1000);
   }
 
@@ -623,7 +646,7 @@ export class Reconciler {
   #onReady(t: ProbeTarget): void {
     if (!this.#containers.markReady(t.containerId, t.startedAt, t.instanceId)) return;
     this.#m.readyProbes.inc({ result: "ready" });
-    this.#enqueue(t.containerId);
+    this.#enqueue(t.containerId, t.startedAt);
   }
 
   // ---- failures and problems --------------------------------------------------

@@ -129,7 +129,7 @@ export const registratorSettings = {
     flag: "ready-interval",
     env: "REGISTRATOR_READY_INTERVAL",
     default: 25,
-    help: "pause between readiness probes of a starting container (SERVICE_READY_HTTP)",
+    help: "longest pause between readiness probes of a starting container (SERVICE_READY_HTTP); right after its start the pauses are shorter: 1/8 of the time since the start, at least 2 ms",
     parse: parsers.duration({ minMs: 5, maxMs: 10_000 }),
   } satisfies Setting<number>,
   readyTimeout: {

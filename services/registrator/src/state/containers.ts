@@ -1,6 +1,7 @@
 // One record per container the registrator has heard of: what it last saw running,
 // whether it drains or is gone, which instances answered their readiness probe,
-// which problems were already logged, and when an event last looked at it.
+// which problems were already logged, when an event last looked at it, and the facts of
+// its last inspection while no event has come for it since (a readiness answer reuses them).
 
 import { signalNumber } from "../core/events.ts";
 import { defaultIdName } from "../core/plan.ts";
@@ -26,6 +27,14 @@ interface ContainerRecord {
   logged?: Set<string>;
   /** Sequence number of the last event-driven sync that started. */
   touched?: number;
+  /** The last inspection's facts, while no event for the container came after it began. */
+  facts?: ContainerFacts;
+}
+
+/** An inspection under way: an event for its container meanwhile makes its facts unfit to keep. */
+export interface Inspection {
+  id: string;
+  stale: boolean;
 }
 
 export class ContainerTable {
@@ -33,6 +42,8 @@ export class ContainerTable {
   /** Name → ID of every container seen, running or not: whose default IDs are whose. */
   #names = new Map<string, string>();
   #seq = 0;
+  /** Inspections under way, by container. */
+  readonly #inspecting = new Map<string, Set<Inspection>>();
 
   /** The names Docker listed (a full sync), plus any container seen since. */
   setNames(names: Map<string, string>): void {
@@ -81,14 +92,52 @@ export class ContainerTable {
   forget(id: string): void {
     const r = this.#records.get(id);
     if (!r) return;
-    r.known = r.draining = r.ready = r.logged = undefined;
+    r.known = r.draining = r.ready = r.logged = r.facts = undefined;
     this.#tidy(id);
+  }
+
+  // ---- facts kept between an inspection and a readiness answer ------------------
+
+  /** An event came for the container: whatever an inspection saw before it may be out of date. */
+  heard(id: string): void {
+    for (const i of this.#inspecting.get(id) ?? []) i.stale = true;
+    const r = this.#records.get(id);
+    if (r?.facts) r.facts = undefined;
+  }
+
+  /** An inspection of `id` begins; pass it to `inspected` with what Docker answered. */
+  inspecting(id: string): Inspection {
+    const i: Inspection = { id, stale: false };
+    let set = this.#inspecting.get(id);
+    if (!set) this.#inspecting.set(id, (set = new Set()));
+    set.add(i);
+    return i;
+  }
+
+  /** The inspection ended: its facts are kept unless an event came meanwhile (or it failed). */
+  inspected(i: Inspection, facts: ContainerFacts | null | undefined): void {
+    const set = this.#inspecting.get(i.id);
+    set?.delete(i);
+    if (set?.size === 0) this.#inspecting.delete(i.id);
+    const r = this.#records.get(i.id);
+    if (!r?.known) return;
+    r.facts = !i.stale && facts?.running && facts.startedAt === r.known.startedAt ? facts : undefined;
+  }
+
+  /**
+   * The facts of run `startedAt` as last inspected, when nothing has been heard of the
+   * container since and it neither drains nor is gone; otherwise undefined (ask Docker).
+   */
+  unchanged(id: string, startedAt: string): ContainerFacts | undefined {
+    const r = this.#records.get(id);
+    if (!r?.facts || r.draining !== undefined || r.gone) return undefined;
+    return r.facts.startedAt === startedAt ? r.facts : undefined;
   }
 
   /** It (re)started: a fresh run, not draining, not gone, not yet ready. */
   started(id: string): void {
     const r = this.#get(id);
-    r.draining = r.gone = r.ready = undefined;
+    r.draining = r.gone = r.ready = r.facts = undefined;
     this.#tidy(id);
   }
 
