@@ -17,9 +17,15 @@ nginx_alive() {
   [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null
 }
 while :; do
-  # Memory: young generation kept small, two malloc arenas, no source maps parsed at start (the
-  # registrator's flags less --lite-mode, which slowed the 1,000 × 10 push; bench/README.md).
-  MALLOC_ARENA_MAX=2 node --max-semi-space-size=1 --optimize-for-size /app/main.mjs "$@" &
+  # Memory: young generation kept small, two malloc arenas, allocations of 16 KiB and more
+  # mmapped (returned to the system when freed: 78 → 71 MiB at start), no source maps parsed at
+  # start (the registrator's flags less --lite-mode, which slowed the 1,000 × 10 push;
+  # bench/README.md).
+  # No background compiles (Maglev off, Sparkplug and Turbofan on the main thread): Node 24 can
+  # deadlock in exit when a background compile waits for a GC only the main thread can run
+  # (nodejs/node#54918); the edge with a bad TLS setting hung after its error line in 5 of 20
+  # starts, 0 of 60 with these flags.
+  MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=16384 node --max-semi-space-size=1 --optimize-for-size --no-maglev --no-concurrent-sparkplug --no-concurrent-recompilation /app/main.mjs "$@" &
   child=$!
   code=0
   # `wait` returns early (status > 128) when a trapped signal arrives: wait until the child is gone.
