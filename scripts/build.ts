@@ -65,12 +65,14 @@ export function bundleName(service: string, entry = "main"): string {
  */
 /**
  * Built-ins that dependencies require at their top but use only on paths the services do not
- * take, loaded on first use instead: papi (under consul) requires https for https:// Consul
- * addresses, prom-client's Pushgateway https and zlib, its AggregatorRegistry cluster. Loading
- * tls (under https) alone costs ~4.7 MiB of RSS. The stub is a proxy that loads the real module
- * the first time anything reads it.
+ * take, loaded on first use instead: prom-client's Pushgateway zlib and its AggregatorRegistry
+ * cluster, http2. The stub is a proxy that loads the real module the first time anything reads
+ * it. Not https or tls: the consul client (papi) overflowed the stack on its first https call
+ * through the proxy ("Maximum call stack size exceeded": the cluster's registrators, reaching
+ * their agents over TLS, never registered anything); lib/consul-client.ts loads them itself
+ * only for a TLS Consul.
  */
-const lazyBuiltins = new Set(["https", "tls", "http2", "zlib", "cluster"]);
+const lazyBuiltins = new Set(["http2", "zlib", "cluster"]);
 
 function lazyBuiltinStub(id: string): string {
   return `let real;
