@@ -23,6 +23,7 @@ import { createNetwork, docker } from "../test/helpers/docker.ts";
 import { startEdge } from "../test/helpers/edge.ts";
 import { parseMetrics, sampleValue } from "../test/helpers/prometheus.ts";
 import { Scope } from "../test/helpers/scope.ts";
+import { percentileText, summarise } from "./lib/stats.ts";
 
 process.env.TESTCONTAINERS_RYUK_DISABLED ??= "true";
 process.env.TESTCONTAINERS_HOST_OVERRIDE ??= "localhost";
@@ -70,13 +71,6 @@ const entry = (s: number, i: number) => ({
     Port: 8080,
   },
 });
-
-/** p50/p90/p99/max of `ms`, with n. */
-function summary(ms: number[]): string {
-  const sorted = [...ms].sort((a, b) => a - b);
-  const q = (p: number) => sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)] ?? NaN;
-  return `n=${sorted.length} p50 ${q(0.5)} ms, p90 ${q(0.9)} ms, p99 ${q(0.99)} ms, max ${q(1)} ms`;
-}
 
 /**
  * Polls the control endpoint's /version inside the edge every 1 ms (node is there: the templater
@@ -217,7 +211,7 @@ try {
   }
   console.log(
     `Consul write sent → new set version in nginx (end to end, poller in the edge), ${services} × ${instances}, ` +
-      `${watches} service watches: ${summary(live)}; changes with no new version before the next: ${missed} of ${sent.length}`,
+      `${watches} service watches: ${percentileText(summarise(live), (v) => `${v} ms`)}; changes with no new version before the next: ${missed} of ${sent.length}`,
   );
   const gc1 = await gcFigures();
   console.log(

@@ -157,41 +157,20 @@ function printBreakdown(traces: readonly Trace[]): void {
   console.log(
     `where the time went, over ${traces.length} traced 1→2 scale-ups (ms; log lines have ms resolution):`,
   );
-  step(
-    "start event → compose up returned",
-    (t) => t.start,
-    (t) => t.composeExit,
-  );
-  step(
-    "start event → demo-node listening",
-    (t) => t.start,
-    (t) => t.listening,
-  );
-  step(
-    "start event → registered in Consul (check critical)",
-    (t) => t.start,
-    (t) => t.registered,
-  );
-  step(
-    "demo-node listening → check passing in Consul (probe + Consul)",
-    (t) => t.listening,
-    (t) => t.passing,
-  );
-  step(
-    "check passing in Consul → first answer (Consul → templater → nginx → probe)",
-    (t) => t.passing,
-    (t) => t.first,
-  );
-  step(
-    "  of which templater: Consul answer → nginx confirmed push",
-    () => 0,
-    (t) => t.templaterMs,
-  );
-  step(
-    "compose up returned → first answer",
-    (t) => t.composeExit,
-    (t) => t.first,
-  );
+  const steps: [string, (t: Trace) => number | undefined, (t: Trace) => number | undefined][] = [
+    ["start event → compose up returned", (t) => t.start, (t) => t.composeExit],
+    ["start event → demo-node listening", (t) => t.start, (t) => t.listening],
+    ["start event → registered in Consul (check critical)", (t) => t.start, (t) => t.registered],
+    ["demo-node listening → check passing in Consul (probe + Consul)", (t) => t.listening, (t) => t.passing],
+    [
+      "check passing in Consul → first answer (Consul → templater → nginx → probe)",
+      (t) => t.passing,
+      (t) => t.first,
+    ],
+    ["  of which templater: Consul answer → nginx confirmed push", () => 0, (t) => t.templaterMs],
+    ["compose up returned → first answer", (t) => t.composeExit, (t) => t.first],
+  ];
+  for (const [label, from, to] of steps) step(label, from, to);
 }
 
 try {
