@@ -82,7 +82,11 @@ export function instanceSets(view: View): SetsResult {
 
 /** The view with instance lists left out: what templates see in dynamic mode. */
 export function routesOnly(services: readonly ServiceView[]): Omit<ServiceView, "instances">[] {
-  return services.map(({ instances: _instances, ...route }) => route);
+  return services.map(routeOf);
+}
+
+function routeOf({ instances: _instances, ...route }: ServiceView): Omit<ServiceView, "instances"> {
+  return route;
 }
 
 const routeKeyCache = new WeakMap<ServiceView, string>();
@@ -95,10 +99,7 @@ const routeKeyCache = new WeakMap<ServiceView, string>();
 export function routeKeys(services: readonly ServiceView[]): string[] {
   return services.map((s) => {
     let k = routeKeyCache.get(s);
-    if (k === undefined) {
-      const { instances: _instances, ...route } = s;
-      routeKeyCache.set(s, (k = JSON.stringify(route)));
-    }
+    if (k === undefined) routeKeyCache.set(s, (k = JSON.stringify(routeOf(s))));
     return k;
   });
 }

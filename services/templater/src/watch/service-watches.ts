@@ -44,10 +44,6 @@ export class ServiceWatches {
     return this.#loops.has(name);
   }
 
-  get size(): number {
-    return this.#loops.size;
-  }
-
   /** Whether no watch's last request failed (a failing one may miss a change until it is back). */
   get healthy(): boolean {
     return this.#failing.size === 0;
