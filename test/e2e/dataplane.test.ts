@@ -111,7 +111,10 @@ describe("dynamic upstreams in the lab", { timeout: 1_200_000 }, () => {
         resolve((JSON.parse(c.toString().split("\n")[0]!) as { timeNano: number }).timeNano / 1e6),
       ),
     );
-    await docker.getContainer(victim.id).kill();
+    // Polled from the moment the kill is asked, not from when the call returns: Docker answers a
+    // SIGKILL only once the container has stopped (70–150 ms here), and by then the instance has
+    // usually left rotation already, so a poll started after the call measured the call itself.
+    const killed = docker.getContainer(victim.id).kill();
     let leftAt = 0;
     await waitFor(
       async () => {
@@ -121,6 +124,7 @@ describe("dynamic upstreams in the lab", { timeout: 1_200_000 }, () => {
       },
       { what: "the killed instance to leave the pushed set", timeoutMs: 5000, intervalMs: 5 },
     );
+    await killed;
     const killedAt = await killEvent;
     if (process.env.DOCKSIDE_TEST_DEBUG) {
       for (const svc of ["registrator", "edge"]) {
