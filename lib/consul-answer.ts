@@ -2,7 +2,7 @@
 //
 // Nothing Consul sends may change state before it is classified here:
 //
-//   ok           2xx, and the body decoded to the shape the caller asked for (a zod schema)
+//   ok           2xx, and the body decoded to the shape the caller asked for (lib/answer-schema.ts)
 //   denied       401/403: ACLs refuse the token. `message` is what Consul said ("Permission
 //                denied", "ACL not found"). Also used by callers for answers that are well-formed
 //                but only possible when ACLs filter them (e.g. a catalog with no node at all).
@@ -21,7 +21,7 @@
 // `ConsulTrust` remembers the current kind (for /health, status pages and metrics) and logs only
 // its changes.
 
-import type { ZodType } from "zod";
+import type { AnswerSchema } from "./answer-schema.ts";
 import type { Logger } from "./log.ts";
 
 /** What to change when TLS to Consul fails, by Node's error code. */
@@ -106,7 +106,7 @@ export function statusKind(status: number): "denied" | "unreachable" | "success"
 }
 
 /** Classifies what a request produced: a raw answer, or the error it failed with. */
-export function classifyAnswer<T>(raw: RawAnswer | Error, schema: ZodType<T>): ConsulAnswer<T> {
+export function classifyAnswer<T>(raw: RawAnswer | Error, schema: AnswerSchema<T>): ConsulAnswer<T> {
   if (raw instanceof Error) {
     if (raw instanceof ConsulAnswerError) return { kind: raw.kind, message: raw.message, cause: raw };
     return { kind: "unreachable", message: errorText(raw), cause: raw };

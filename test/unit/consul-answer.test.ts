@@ -1,7 +1,7 @@
 // lib/consul-answer.ts: every answer from Consul is classified before it may change anything.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { z } from "zod";
+import * as z from "../../lib/answer-schema.ts";
 import {
   classifyAnswer,
   ConsulAnswerError,

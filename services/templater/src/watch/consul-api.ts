@@ -4,7 +4,7 @@
 // malformed or unreachable) and changes nothing. Each read can be cancelled and reports
 // X-Consul-Index.
 
-import { z } from "zod";
+import * as z from "../../../../lib/answer-schema.ts";
 import { classifyAnswer, trustedValue, type ConsulAnswer } from "../../../../lib/consul-answer.ts";
 import { consulRequest, type ConsulHttp } from "../../../../lib/consul-client.ts";
 import { blockingTimeoutMs } from "../core/blocking-index.ts";
@@ -67,8 +67,8 @@ const plainTimeoutMs = 5_000;
 
 // The shapes the templater relies on (Consul 1.8+). Extra fields are ignored; a missing or
 // mistyped field the templater uses makes the whole answer malformed.
-const tags = z.array(z.string()).nullable();
-const meta = z.record(z.string(), z.string()).nullable();
+const tags = z.nullable(z.array(z.string()));
+const meta = z.nullable(z.record(z.string(), z.string()));
 const servicesShape = z.record(z.string(), tags);
 const checkShape = z.object({
   Node: z.string(),
@@ -84,16 +84,16 @@ const serviceShape = z.object({
   Tags: tags,
   Address: z.string(),
   Port: z.number(),
-  Meta: meta.optional(),
+  Meta: z.optional(meta),
 });
 const serviceHealthShape = z.array(
   z.object({
     Node: z.object({ Node: z.string(), Address: z.string() }),
     Service: serviceShape,
-    Checks: z.array(checkShape).nullable(),
+    Checks: z.nullable(z.array(checkShape)),
   }),
 );
-const nodeServicesShape = z.object({ Services: z.record(z.string(), serviceShape).nullable() }).nullable();
+const nodeServicesShape = z.nullable(z.object({ Services: z.nullable(z.record(z.string(), serviceShape)) }));
 const serviceInstancesShape = z.array(
   z.object({
     Node: z.string(),
@@ -103,7 +103,7 @@ const serviceInstancesShape = z.array(
     ServiceTags: tags,
     ServiceAddress: z.string(),
     ServicePort: z.number(),
-    ServiceMeta: meta.optional(),
+    ServiceMeta: z.optional(meta),
   }),
 );
 
@@ -118,7 +118,7 @@ function blocking(read: BlockingRead): { query: Record<string, string>; headersT
 export function consulCatalogApi(client: ConsulHttp): CatalogApi {
   const get = async <T>(
     path: string,
-    schema: z.ZodType<T>,
+    schema: z.AnswerSchema<T>,
     signal: AbortSignal,
     b: { query: Record<string, string>; headersTimeoutMs: number } = blocking({ index: 0, waitMs: 0 }),
     /** The last trusted answer's text and value: the same text again is the same value (not parsed again). */

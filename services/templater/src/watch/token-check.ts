@@ -3,7 +3,7 @@
 // and "ACL not found" (403) for a token Consul does not know — reported at once as permission
 // denied rather than discovered through empty answers.
 
-import { z } from "zod";
+import * as z from "../../../../lib/answer-schema.ts";
 import { classifyAnswer, ConsulAnswerError } from "../../../../lib/consul-answer.ts";
 import { consulRequest, type ConsulHttp } from "../../../../lib/consul-client.ts";
 import type { Logger } from "../../../../lib/log.ts";
@@ -11,11 +11,8 @@ import type { Logger } from "../../../../lib/log.ts";
 const anonymousAccessor = "00000000-0000-0000-0000-000000000002";
 const tokenShape = z.object({
   AccessorID: z.string(),
-  Description: z.string().optional(),
-  Policies: z
-    .array(z.object({ Name: z.string() }))
-    .nullable()
-    .optional(),
+  Description: z.optional(z.string()),
+  Policies: z.optional(z.nullable(z.array(z.object({ Name: z.string() })))),
 });
 
 export type TokenCheck =
