@@ -242,4 +242,22 @@ describe("Consul catalog watcher, fast path (a long poll per routed service)", {
     await waitFor(() => (requests["catalog/node"] ?? 0) > reads, { what: "a whole read for a new service" });
     await waitFor(() => ids(snapshots.at(-1)!, "api") === "api-1", { what: "api in a snapshot" });
   });
+
+  it("never applies a watched service's answer with no instance: a whole read confirms it (fail closed)", async () => {
+    // Runs after the test above: web has web-1 left, api has api-1.
+    const answersBefore = answers.length;
+    const snapshotsBefore = snapshots.length;
+    await consulCall(consul.url, "PUT", "/v1/agent/service/deregister/web-1");
+    await waitFor(
+      () =>
+        snapshots
+          .slice(snapshotsBefore)
+          .some((s) => !s.nodes.some((n) => n.services.some((x) => x.Service === "web"))),
+      { what: "a snapshot without any web instance" },
+    );
+    await delay(300); // the watch's own answer (Consul's index moved for web) has come by now
+    const emptyWeb = answers.slice(answersBefore).filter((a) => a.name === "web" && a.nodes.length === 0);
+    assert.equal(emptyWeb.length, 0, "an empty answer of web's own watch was applied as it came");
+    assert.equal(ids(snapshots.at(-1)!, "api"), "api-1", "the whole read kept the other service");
+  });
 });
