@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { silentLogger } from "../../lib/log.ts";
+import { delay, waitFor } from "../helpers/wait.ts";
 import type { ServiceAnswer } from "../../services/templater/src/core/catalog.ts";
 import type { BlockingRead } from "../../services/templater/src/watch/consul-api.ts";
 import {
@@ -37,7 +38,9 @@ const watches = (o: Pick<ServiceWatchesOptions, "read"> & Partial<ServiceWatches
     ...o,
   });
 
-const settle = () => new Promise((r) => setTimeout(r, 20));
+/** Waits until `asked` holds `n` requests: the watch has acted on every scripted answer before. */
+const untilAsked = (asked: unknown[], n: number) =>
+  waitFor(() => asked.length >= n, { what: `${n} requests`, timeoutMs: 5000, intervalMs: 1 });
 
 describe("service watches", () => {
   it("delivers only answers newer than what it waits on, and waits on the service's own index after a timeout", async () => {
@@ -47,7 +50,8 @@ describe("service watches", () => {
     const w = watches({ read, onAnswer: (a) => got.push(a.index), random: () => 1 });
     const ctl = new AbortController();
     w.follow(["web"], 50, ctl.signal);
-    await settle();
+    // The 4th request is made only after the 3rd answer (55) was handled: no timer to race.
+    await untilAsked(asked, 4);
     ctl.abort();
     assert.deepEqual(got, [55]);
     assert.deepEqual(
@@ -62,7 +66,7 @@ describe("service watches", () => {
     const w = watches({ read, random: () => 0 });
     const ctl = new AbortController();
     w.follow(["web"], 1, ctl.signal);
-    await settle();
+    await untilAsked(asked, 1);
     ctl.abort();
     assert.equal(asked[0]?.waitMs, 500);
   });
@@ -82,14 +86,15 @@ describe("service watches", () => {
     });
     const ctl = new AbortController();
     w.follow(["web", "bad"], 1, ctl.signal);
-    await settle();
+    await waitFor(() => !w.healthy, { what: "the failing watch reported", timeoutMs: 5000, intervalMs: 1 });
     assert.equal(w.healthy, false);
     assert.equal(w.has("web"), true);
     w.follow(["web"], 1, ctl.signal);
     assert.equal(w.healthy, true);
     assert.equal(w.has("bad"), false);
     const before = calls;
-    await settle();
+    // Its retry is 5 ms: a watch left running would ask again several times in 50 ms.
+    await delay(50);
     assert.equal(calls, before, "an unfollowed watch went on asking");
     ctl.abort();
   });
