@@ -169,6 +169,87 @@ describe("edge against Consul with ACLs (default deny)", { timeout: 300_000 }, (
     assert.equal((await upstream(edge, "web")).length, before, "the last good config stays");
   });
 
+  it("a deleted token (403 on every read, the per-service watches too) keeps the live sets and serves; made again, the change made meanwhile is routed", async () => {
+    // A token Consul no longer knows answers 403 "ACL not found" everywhere, unlike a narrowed
+    // policy (filtered, empty answers). The fast path's own watches must fail closed too.
+    const accessor = "aaaaaaaa-0000-4000-8000-00000000dead";
+    const secret = "bbbbbbbb-0000-4000-8000-00000000dead";
+    const policy = await consul.api("PUT", "/v1/acl/policy", {
+      Name: "templater-deleted",
+      Rules: policies.templater,
+    });
+    assert.equal(policy.status, 200, JSON.stringify(policy.body));
+    const token = {
+      AccessorID: accessor,
+      SecretID: secret,
+      Description: "templater-deleted",
+      Policies: [{ ID: (policy.body as { ID: string }).ID }],
+    };
+    const makeToken = async () => {
+      const r = await consul.api("PUT", "/v1/acl/token", token);
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+    };
+    await makeToken();
+    const edge = await startEdge(scope, {
+      network,
+      consulAddr: consul.internalAddr,
+      env: { CONSUL_HTTP_TOKEN: secret, TEMPLATER_CONSUL_WAIT: "2s" },
+    });
+    await waitFor(async () => (await upstream(edge, "web")).length >= 2, { what: "web routed" });
+    const watchRead = (result: string) =>
+      edge.metric("templater_consul_requests_total", { endpoint: "health/service", result });
+    await waitFor(async () => (await watchRead("ok")) >= 1, { what: "web's own watch answering" });
+    const before = [...(await upstream(edge, "web"))].sort();
+    const generation = await edge.generation();
+    const load = startLoad({ url: `${edge.url}/web/`, rate: 30, connections: 4, durationMs: 120_000 });
+    scope.defer("load", () => load.stop());
+
+    assert.equal((await consul.api("DELETE", `/v1/acl/token/${accessor}`)).status, 200);
+    await waitFor(async () => (await health(edge)).body.consulState.kind === "denied", {
+      what: "permission denied on /health",
+      timeoutMs: 20_000,
+    });
+    await waitFor(async () => (await watchRead("denied")) >= 1, {
+      what: "web's own watch answered 403",
+      timeoutMs: 20_000,
+    });
+    assert.match((await health(edge)).body.consulState.message ?? "", /ACL not found/);
+    // Every long poll has been asked again with the deleted token (--consul-wait 2s): a change
+    // now is one the templater cannot see, and what is live must not move.
+    await delay(2_500);
+    const added = await createWorkload(scope, { network: network.name });
+    const addedIp = await containerIp(added.id, network.name);
+    const reg = await consul.api("PUT", "/v1/agent/service/register", {
+      ID: "web-deleted-token",
+      Name: "web",
+      Address: addedIp,
+      Port: 8080,
+      Tags: ["http"],
+    });
+    assert.equal(reg.status, 200, JSON.stringify(reg.body));
+    scope.defer("web-deleted-token", () =>
+      consul.api("PUT", "/v1/agent/service/deregister/web-deleted-token"),
+    );
+    await delay(2_000);
+    assert.equal((await health(edge)).body.consulState.kind, "denied");
+    assert.deepEqual([...(await upstream(edge, "web"))].sort(), before, "the live set stays as it was");
+    assert.equal(await edge.generation(), generation, "no reload while denied");
+
+    // The same token again: the change made while it was gone reaches nginx, nothing restarted.
+    await makeToken();
+    await waitFor(async () => (await upstream(edge, "web")).some((u) => u.startsWith(`${addedIp}:`)), {
+      what: "the instance registered while the token was gone",
+      timeoutMs: 20_000,
+    });
+    assert.equal((await health(edge)).body.consulState.kind, "ok");
+    const r = await load.stop();
+    console.log(`# load: ${r.ok} ok, ${r.failed} failed`);
+    assert.ok(r.ok > 50, `only ${r.ok} answered`);
+    assert.equal(r.failed, 0, JSON.stringify(r.failures.slice(0, 5)));
+    // The next test counts web's instances.
+    await consul.api("PUT", "/v1/agent/service/deregister/web-deleted-token");
+  });
+
   it("a token allowed one service by name sees it (Consul 1.8 hides it from per-node reads)", async () => {
     const { secret } = await consul.tokenWith(
       "web-only",
