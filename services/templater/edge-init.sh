@@ -21,11 +21,14 @@ while :; do
   # mmapped (returned to the system when freed: 78 → 71 MiB at start), no source maps parsed at
   # start (the registrator's flags less --lite-mode, which slowed the 1,000 × 10 push;
   # bench/README.md).
-  # No background compiles (Maglev off, Sparkplug and Turbofan on the main thread): Node 24 can
-  # deadlock in exit when a background compile waits for a GC only the main thread can run
-  # (nodejs/node#54918); the edge with a bad TLS setting hung after its error line in 5 of 20
-  # starts, 0 of 60 with these flags.
-  MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=16384 node --max-semi-space-size=1 --optimize-for-size --no-maglev --no-concurrent-sparkplug --no-concurrent-recompilation /app/main.mjs "$@" &
+  # Maglev off and Sparkplug on the main thread: Node 24 can deadlock in exit when a background
+  # compile waits for a GC only the main thread can run (nodejs/node#54918); the edge with a bad
+  # TLS setting hung after its error line in 5 of 20 starts, 0 of 60 with Turbofan on the main
+  # thread too, 0 of 30 with these two flags only. Turbofan stays in the background: on the
+  # main thread its compiles stalled single changes (one for 52 ms in patchService, in a CPU
+  # profile); 1,000 × 10's change → live went from p99 40-55, max 75-170 ms to p99 25-33, max
+  # 34-47 ms with it in the background (bench/README.md).
+  MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=16384 node --max-semi-space-size=1 --optimize-for-size --no-maglev --no-concurrent-sparkplug /app/main.mjs "$@" &
   child=$!
   code=0
   # `wait` returns early (status > 128) when a trapped signal arrives: wait until the child is gone.
