@@ -26,8 +26,8 @@ while :; do
   # TLS setting hung after its error line in 5 of 20 starts, 0 of 60 with Turbofan on the main
   # thread too, 0 of 30 with these two flags only. Turbofan stays in the background: on the
   # main thread its compiles stalled single changes (one for 52 ms in patchService, in a CPU
-  # profile); 1,000 × 10's change → live went from p99 40-55, max 75-170 ms to p99 25-33, max
-  # 34-47 ms with it in the background (bench/README.md).
+  # profile); 1,000 × 10's change → live went from p99 47-54, max 87-170 ms (2 runs) to p99
+  # 25-50, max 34-97 ms (4 runs) with it in the background (bench/README.md).
   MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=16384 node --max-semi-space-size=1 --optimize-for-size --no-maglev --no-concurrent-sparkplug /app/main.mjs "$@" &
   child=$!
   code=0

@@ -41,7 +41,7 @@ export interface SecureConsul {
     token?: string,
   ): Promise<{ status: number; body: unknown }>;
   /** Creates a policy and a token holding only it; returns the token's secret and the policy's ID. */
-  tokenWith(name: string, rules: string): Promise<{ secret: string; policyId: string }>;
+  tokenWith(name: string, rules: string): Promise<{ secret: string; accessor: string; policyId: string }>;
   /** Replaces a policy's rules (takes effect for every token holding it at once). */
   setRules(policyId: string, name: string, rules: string): Promise<void>;
 }
@@ -124,7 +124,11 @@ export function consulAcl(url: string, managementToken: string): ConsulAcl {
         Description: name,
         Policies: [{ ID: policy.ID }],
       });
-      return { secret: String(token.SecretID), policyId: String(policy.ID) };
+      return {
+        secret: String(token.SecretID),
+        accessor: String(token.AccessorID),
+        policyId: String(policy.ID),
+      };
     },
     async setRules(policyId, name, rules) {
       await must("PUT", `/v1/acl/policy/${policyId}`, { Name: name, Rules: rules });

@@ -172,24 +172,17 @@ describe("edge against Consul with ACLs (default deny)", { timeout: 300_000 }, (
   it("a deleted token (403 on every read, the per-service watches too) keeps the live sets and serves; made again, the change made meanwhile is routed", async () => {
     // A token Consul no longer knows answers 403 "ACL not found" everywhere, unlike a narrowed
     // policy (filtered, empty answers). The fast path's own watches must fail closed too.
-    const accessor = "aaaaaaaa-0000-4000-8000-00000000dead";
-    const secret = "bbbbbbbb-0000-4000-8000-00000000dead";
-    const policy = await consul.api("PUT", "/v1/acl/policy", {
-      Name: "templater-deleted",
-      Rules: policies.templater,
-    });
-    assert.equal(policy.status, 200, JSON.stringify(policy.body));
-    const token = {
-      AccessorID: accessor,
-      SecretID: secret,
-      Description: "templater-deleted",
-      Policies: [{ ID: (policy.body as { ID: string }).ID }],
-    };
-    const makeToken = async () => {
-      const r = await consul.api("PUT", "/v1/acl/token", token);
+    const { secret, accessor, policyId } = await consul.tokenWith("templater-deleted", policies.templater);
+    // The same token again (Consul takes given IDs), once it has been deleted.
+    const makeTokenAgain = async () => {
+      const r = await consul.api("PUT", "/v1/acl/token", {
+        AccessorID: accessor,
+        SecretID: secret,
+        Description: "templater-deleted",
+        Policies: [{ ID: policyId }],
+      });
       assert.equal(r.status, 200, JSON.stringify(r.body));
     };
-    await makeToken();
     const edge = await startEdge(scope, {
       network,
       consulAddr: consul.internalAddr,
@@ -234,7 +227,7 @@ describe("edge against Consul with ACLs (default deny)", { timeout: 300_000 }, (
       assert.equal(await edge.generation(), generation, "no reload while denied");
 
       // The same token again: the change made while it was gone reaches nginx, nothing restarted.
-      await makeToken();
+      await makeTokenAgain();
       await waitFor(async () => (await upstream(edge, "web")).some((u) => u.startsWith(`${addedIp}:`)), {
         what: "the instance registered while the token was gone",
         timeoutMs: 20_000,

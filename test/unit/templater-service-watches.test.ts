@@ -38,9 +38,10 @@ const watches = (o: Pick<ServiceWatchesOptions, "read"> & Partial<ServiceWatches
     ...o,
   });
 
+/** Waits until `done` holds (no timer to race on a busy machine). */
+const until = (done: () => boolean, what: string) => waitFor(done, { what, timeoutMs: 5000, intervalMs: 1 });
 /** Waits until `asked` holds `n` requests: the watch has acted on every scripted answer before. */
-const untilAsked = (asked: unknown[], n: number) =>
-  waitFor(() => asked.length >= n, { what: `${n} requests`, timeoutMs: 5000, intervalMs: 1 });
+const untilAsked = (asked: unknown[], n: number) => until(() => asked.length >= n, `${n} requests`);
 
 describe("service watches", () => {
   it("delivers only answers newer than what it waits on, and waits on the service's own index after a timeout", async () => {
@@ -86,7 +87,7 @@ describe("service watches", () => {
     });
     const ctl = new AbortController();
     w.follow(["web", "bad"], 1, ctl.signal);
-    await waitFor(() => !w.healthy, { what: "the failing watch reported", timeoutMs: 5000, intervalMs: 1 });
+    await until(() => !w.healthy, "the failing watch reported");
     assert.equal(w.healthy, false);
     assert.equal(w.has("web"), true);
     w.follow(["web"], 1, ctl.signal);
