@@ -130,12 +130,15 @@ describe("edge behind a misbehaving Consul", { timeout: 300_000 }, () => {
     const peers = await upstream("ssrf");
     assert.deepEqual(peers, [`${ips[2]}:8080`], "only the good instance is in nginx's set");
     // What nginx is given at its next start: the saved sets (the config lists no peer at all).
-    const saved = await edge.exec(["sh", "-c", "cat /var/lib/dockside/nginx/.dockside-sets.json"]);
-    assert.equal(saved.exitCode, 0, saved.output);
-    assert.match(
-      saved.output,
-      new RegExp(`"${ips[2]!.replaceAll(".", "\\.")}:8080"`),
-      "the good one is saved",
+    // Saved at most once a second (apply/data-plane.ts): wait for the save that holds it.
+    const good = `"${ips[2]}:8080"`;
+    let saved = { exitCode: -1, output: "" };
+    await waitFor(
+      async () => {
+        saved = await edge.exec(["sh", "-c", "cat /var/lib/dockside/nginx/.dockside-sets.json"]);
+        return saved.exitCode === 0 && saved.output.includes(good);
+      },
+      { what: `${good} in the saved sets` },
     );
     for (const bad of ["127.0.0.1", "127.0.0.2", "169.254.169.254"]) {
       assert.ok(!saved.output.includes(bad), `${bad} in the saved sets`);

@@ -4,6 +4,8 @@ import {
   changedNames,
   instanceSets,
   maxBodyBytes,
+  parsePersistedSets,
+  persistedText,
   pushBodies,
   routesOnly,
   weightOf,
@@ -96,5 +98,25 @@ describe("instance sets", () => {
         .join(" ")}`,
     );
     assert.deepEqual(pushBodies(sets, [], 7), ["version 7\n"], "an empty push still moves the version");
+  });
+
+  it("the persisted text reads back as the sets it was made of, also after one set changed", () => {
+    const web = (instances: InstanceView[]): View => ({
+      services: [
+        { name: "api", tags: ["http"], meta: {}, instances: [inst("b", "10.0.0.9", 9000, { weight: "5" })] },
+        { name: "web", tags: ["http"], meta: {}, instances },
+      ],
+    });
+    const first = instanceSets(web([inst("a", "10.0.0.1", 80), inst("c", "fd00::3", 81)])).sets;
+    assert.deepEqual(parsePersistedSets(persistedText(first)), first);
+    // A new set for web (another peers array); api's is the same array, its text reused.
+    const second = new Map([...first, ["svc_web", [{ endpoint: "10.0.0.2:80", weight: 3 }]]]);
+    const text = persistedText(second);
+    assert.deepEqual(parsePersistedSets(text), second);
+    assert.doesNotMatch(text, /10\.0\.0\.1:80/, "the old web set is not written again");
+    // The same peers array under another name is written under that name.
+    const renamed = new Map([["svc_other", first.get("svc_web")!]]);
+    assert.deepEqual(parsePersistedSets(persistedText(renamed)), renamed);
+    assert.equal(persistedText(new Map()), "[]");
   });
 });

@@ -209,10 +209,9 @@ export class Manager {
   #accept(raw: BuiltView, observedAt: number, t0: number, now: number): void {
     this.#raw = { built: raw, observedAt };
     const built = this.#hold(raw, now);
-    this.#remembered.seen(
-      built.catalog.services.filter((s) => s.instances.length > 0).map((s) => s.name),
-      now,
-    );
+    const present: string[] = [];
+    for (const s of built.catalog.services) if (s.instances.length > 0) present.push(s.name);
+    this.#remembered.seen(present, now);
     this.#o.metrics.viewSeconds.observe((performance.now() - t0) / 1000);
     for (const r of this.#rejects.fresh(built.rejects)) {
       this.#o.log.warn("value from Consul left out: not safe in nginx config", {
@@ -224,10 +223,15 @@ export class Manager {
       });
     }
     const { metrics } = this.#o;
-    const services = built.view.services;
-    metrics.services.set({ state: "with_instances" }, services.filter((s) => s.instances.length > 0).length);
-    metrics.services.set({ state: "empty" }, services.filter((s) => s.instances.length === 0).length);
-    metrics.instances.set(services.reduce((n, s) => n + s.instances.length, 0));
+    let withInstances = 0;
+    let instances = 0;
+    for (const s of built.view.services) {
+      if (s.instances.length > 0) withInstances++;
+      instances += s.instances.length;
+    }
+    metrics.services.set({ state: "with_instances" }, withInstances);
+    metrics.services.set({ state: "empty" }, built.view.services.length - withInstances);
+    metrics.instances.set(instances);
     metrics.droppedValues.set(built.rejects.length);
     const plane = this.#o.dataPlane;
     const key = plane ? routeKeys(built.view.services) : [JSON.stringify(built.view)];

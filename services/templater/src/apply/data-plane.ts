@@ -7,7 +7,13 @@
 import { readFile, rename, writeFile } from "node:fs/promises";
 import { Backoff } from "../../../../lib/backoff.ts";
 import type { Logger } from "../../../../lib/log.ts";
-import { changedNames, parsePersistedSets, pushBodies, type InstanceSets } from "../core/instance-sets.ts";
+import {
+  changedNames,
+  parsePersistedSets,
+  persistedText,
+  pushBodies,
+  type InstanceSets,
+} from "../core/instance-sets.ts";
 import type { ControlClient } from "./control-client.ts";
 import type { Reloader } from "./nginx.ts";
 
@@ -34,8 +40,13 @@ export interface DataPlaneOptions {
   persistPath?: string;
 }
 
-/** Least time between two saves of the desired sets. */
-const saveDelayMs = 100;
+/**
+ * Least time between two saves of the desired sets. Each save writes every set (436 KB at
+ * 1,000 × 10), so at 100 ms the saves were most of what a steady stream of changes allocated,
+ * and their garbage collections fell into later changes (bench/README.md). The file only matters
+ * when nginx starts afresh; Consul's answer corrects a save that is a second old.
+ */
+const saveDelayMs = 1000;
 
 export class DataPlane {
   readonly #o: DataPlaneOptions;
@@ -104,7 +115,7 @@ export class DataPlane {
 
   /**
    * Saves the desired sets soon: at most one write per saveDelayMs, so a change's push is not
-   * held up by serialising every set (10,000 peers take milliseconds) and a burst writes once.
+   * held up by serialising every set and a burst writes once.
    */
   #save(): void {
     if (!this.#o.persistPath || this.#saveTimer) return;
@@ -120,7 +131,7 @@ export class DataPlane {
     if (!file) return;
     this.#saving = this.#saving.then(async () => {
       try {
-        await writeFile(`${file}.tmp`, JSON.stringify([...this.#desired]));
+        await writeFile(`${file}.tmp`, persistedText(this.#desired));
         await rename(`${file}.tmp`, file);
         this.#saveFailed = false;
       } catch (err) {

@@ -106,19 +106,21 @@ export function routeKeys(services: readonly ServiceView[]): string[] {
 
 /** Names whose peers differ between two sets (new and removed names included). */
 export function changedNames(before: InstanceSets, after: InstanceSets): string[] {
+  // Called on every change with 1,000 sets: forEach, not for…of, makes no [name, peers] pair each.
   const out: string[] = [];
-  for (const [name, peers] of after) {
+  after.forEach((peers, name) => {
     const old = before.get(name);
-    if (old === peers) continue;
-    if (
-      !old ||
-      old.length !== peers.length ||
-      old.some((p, i) => p.endpoint !== peers[i]!.endpoint || p.weight !== peers[i]!.weight)
-    ) {
-      out.push(name);
-    }
-  }
+    if (old !== peers && !samePeers(old, peers)) out.push(name);
+  });
   return out;
+}
+
+function samePeers(a: readonly Peer[] | undefined, b: readonly Peer[]): boolean {
+  if (!a || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    if (a[i]!.endpoint !== b[i]!.endpoint || a[i]!.weight !== b[i]!.weight) return false;
+  }
+  return true;
 }
 
 export function setLine(name: string, peers: readonly Peer[]): string {
@@ -148,6 +150,24 @@ export function pushBodies(sets: InstanceSets, names: readonly string[], firstVe
   }
   if (lines.length > 0 || bodies.length === 0) flush();
   return bodies;
+}
+
+const persistedEntryCache = new WeakMap<readonly Peer[], { name: string; text: string }>();
+
+/**
+ * The sets as the data plane's persisted file holds them (`[[name, peers], ...]`, read back by
+ * parsePersistedSets). Each set's JSON is kept per peers array (sets are never changed in
+ * place), so a save after one changed set stringifies that set, not all 10,000 peers again.
+ */
+export function persistedText(sets: InstanceSets): string {
+  const parts: string[] = [];
+  for (const [name, peers] of sets) {
+    let entry = persistedEntryCache.get(peers);
+    if (entry?.name !== name)
+      persistedEntryCache.set(peers, (entry = { name, text: JSON.stringify([name, peers]) }));
+    parts.push(entry.text);
+  }
+  return `[${parts.join(",")}]`;
 }
 
 const endpointPattern = /^(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\]):\d{1,5}$/;

@@ -6,6 +6,8 @@
 export class RememberedServices {
   readonly #forgetAfterMs: number;
   readonly #lastSeen = new Map<string, number>();
+  /** retained()'s answer, made again only when a name came or went (it is asked on every change). */
+  #names: readonly string[] | undefined = [];
 
   constructor(forgetAfterMs: number) {
     this.#forgetAfterMs = forgetAfterMs;
@@ -14,12 +16,19 @@ export class RememberedServices {
   /** Names that are routed now. */
   seen(names: readonly string[], now: number): void {
     if (this.#forgetAfterMs <= 0) return;
-    for (const n of names) this.#lastSeen.set(n, now);
+    for (const n of names) {
+      if (!this.#lastSeen.has(n)) this.#names = undefined;
+      this.#lastSeen.set(n, now);
+    }
   }
 
   /** Names to keep in the view with no instances, as of `now`. */
-  retained(now: number): string[] {
-    for (const [n, at] of this.#lastSeen) if (now - at > this.#forgetAfterMs) this.#lastSeen.delete(n);
-    return [...this.#lastSeen.keys()];
+  retained(now: number): readonly string[] {
+    this.#lastSeen.forEach((at, n) => {
+      if (now - at <= this.#forgetAfterMs) return;
+      this.#lastSeen.delete(n);
+      this.#names = undefined;
+    });
+    return (this.#names ??= [...this.#lastSeen.keys()]);
   }
 }

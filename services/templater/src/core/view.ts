@@ -236,12 +236,12 @@ export function patchService(
   const down = new Set(built.nodesDown);
   for (const n of slice.nodes) if (one.nodesDown.includes(n.node) !== down.has(n.node)) return undefined;
   if (one.view.services.some((s) => s.name !== name)) return undefined;
+  // Lists are sorted by name: one copy with the service replaced, inserted or left out.
   const put = (list: readonly ServiceView[], s: ServiceView | undefined): ServiceView[] => {
-    const out = list.filter((x) => x.name !== name);
-    if (!s) return out;
-    const at = out.findIndex((x) => byText(x.name, name) > 0);
-    out.splice(at < 0 ? out.length : at, 0, s);
-    return out;
+    let at = list.findIndex((x) => byText(x.name, name) >= 0);
+    if (at < 0) at = list.length;
+    const present = list[at]?.name === name ? 1 : 0;
+    return s ? list.toSpliced(at, present, s) : list.toSpliced(at, present);
   };
   return {
     view: { services: put(built.view.services, one.view.services[0]) },

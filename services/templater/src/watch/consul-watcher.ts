@@ -114,12 +114,19 @@ export class ConsulCatalogWatcher {
       .slice(0, this.#o.serviceWatches ?? 0);
   }
 
+  /** The wanted names of a listing, kept for the listing object (the same text gives the same object). */
+  #wantedOf: { listed: Record<string, string[]>; names: readonly string[] } | undefined;
+
   /** Whether the per-service watches can tell every instance change of this listing. */
   #watchesCover(listed: Record<string, string[]>): boolean {
     const w = this.#watches;
     if (!w || !w.healthy || this.#catalogFailing || this.#readIndex === 0) return false;
-    const wanted = this.#o.wanted ?? (() => true);
-    return Object.entries(listed).every(([name, tags]) => !wanted(tags) || w.has(name));
+    if (this.#wantedOf?.listed !== listed) {
+      const wanted = this.#o.wanted ?? (() => true);
+      const names = Object.keys(listed).filter((name) => wanted(listed[name] ?? []));
+      this.#wantedOf = { listed, names };
+    }
+    return this.#wantedOf.names.every((name) => w.has(name));
   }
 
   /** Consul's index went backwards: per-service answers and their indexes mean nothing now. */

@@ -11,7 +11,8 @@ import type { ServiceAnswer } from "../core/catalog.ts";
 import type { Answer, BlockingRead } from "./consul-api.ts";
 
 export interface ServiceWatchesOptions {
-  read: (name: string, read: BlockingRead, signal: AbortSignal) => Promise<Answer<ServiceAnswer>>;
+  /** body undefined: not newer than `read.index` (consul-api.ts serviceHealth). */
+  read: (name: string, read: BlockingRead, signal: AbortSignal) => Promise<Answer<ServiceAnswer | undefined>>;
   waitMs: number;
   floorMs: number;
   retryInitialMs: number;
@@ -85,7 +86,7 @@ export class ServiceWatches {
         this.#failing.delete(name);
         this.#o.onRequest?.(serviceWatchEndpoint, "ok");
         backoff.reset();
-        if (Number.isFinite(a.index) && a.index > index) {
+        if (Number.isFinite(a.index) && a.index > index && a.body) {
           index = a.index;
           this.#o.onAnswer(a.body, this.#now());
         } else if (Number.isFinite(a.index) && a.index >= 1) {
