@@ -8,8 +8,9 @@
 //     the edge (node, every 1 ms, on the control endpoint's /version: the same clock as the
 //     host's). Also the templater's own histogram `templater_instance_change_to_live_seconds`
 //     (Consul answer carrying the change → nginx confirmed the pushed set), and nginx reloads
-//     meanwhile (goal 0). --watches sets TEMPLATER_CONSUL_SERVICE_WATCHES (the fast path: a long
-//     poll per service; Consul's per-client connection limit is raised to match); 0: none.
+//     meanwhile (goal 0), and how long Consul took to answer each write. --watches sets
+//     TEMPLATER_CONSUL_SERVICE_WATCHES (the fast path: a long poll per service; Consul's
+//     per-client connection limit is raised to match); 0: none.
 //     (Polling /metrics per change was tried first: with 10,000 instances each scrape is slow
 //     enough that 200 changes did not finish in 15 minutes on the loaded machine.)
 //
@@ -185,6 +186,8 @@ try {
   const before = await metricsText();
   const versions = await versionPoller(edge.container.id);
   const sent: number[] = [];
+  /** How long Consul took to answer each write (its own share of end to end: raft, then the reply). */
+  const writeMs: number[] = [];
   let s = 0;
   let i = 0;
   for (let c = 0; c < changes; c++) {
@@ -197,6 +200,7 @@ try {
     if (c % 2 === 0)
       await put(consul.url, "/v1/catalog/deregister", { Node: `host-${i}`, ServiceID: `b${s}-${i}` });
     else await put(consul.url, "/v1/catalog/register", entry(s, i));
+    writeMs.push(Date.now() - sent.at(-1)!);
     await sleep(gapMs);
   }
   await sleep(3000);
@@ -212,6 +216,9 @@ try {
   console.log(
     `Consul write sent → new set version in nginx (end to end, poller in the edge), ${services} × ${instances}, ` +
       `${watches} service watches: ${percentileText(summarise(live), (v) => `${v} ms`)}; changes with no new version before the next: ${missed} of ${sent.length}`,
+  );
+  console.log(
+    `bench: Consul write sent → Consul's answer to it (the write alone, in the end to end above): ${percentileText(summarise(writeMs), (v) => `${v} ms`)}`,
   );
   const gc1 = await gcFigures();
   console.log(

@@ -1,6 +1,8 @@
 -- dockside: the control endpoint, on a listener only the templater reaches (loopback inside
 -- the edge container, never the public port).
---   POST /sets      a push (see sets.lua); 204 when stored, 4xx with one line saying why
+--   POST /sets      a push (see sets.lua); 200 with the live version read back from the shared
+--                   dict once every set is stored (what any worker now reads), 4xx with one
+--                   line saying why
 --   GET  /version   the live version ("0" before the first push)
 --   GET  /stats     per-instance figures: "<upstream> <addr> <requests> <non2xx> <upstream seconds>"
 
@@ -36,7 +38,8 @@ function M.push()
   shared:set("version", parsed.version)
   ngx.status = 200
   ngx.header["Content-Type"] = "text/plain"
-  ngx.say(parsed.version)
+  -- Read back, not echoed: the templater takes this as the push's confirmation.
+  ngx.say(shared:get("version") or 0)
 end
 
 function M.version()

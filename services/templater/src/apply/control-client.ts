@@ -12,6 +12,7 @@ export interface InstanceFigures {
 }
 
 export interface ControlClient {
+  /** POST /sets: resolves to the live version nginx read back after storing the push. */
   push(body: string): Promise<number>;
   version(): Promise<number>;
   figures(): Promise<InstanceFigures[]>;
