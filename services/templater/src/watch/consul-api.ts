@@ -5,7 +5,12 @@
 // X-Consul-Index.
 
 import * as z from "../../../../lib/answer-schema.ts";
-import { classifyAnswer, trustedValue, type ConsulAnswer } from "../../../../lib/consul-answer.ts";
+import {
+  classifyAnswer,
+  trustedValue,
+  type ConsulAnswer,
+  type RawAnswer,
+} from "../../../../lib/consul-answer.ts";
 import { consulRequest, type ConsulHttp } from "../../../../lib/consul-client.ts";
 import { blockingTimeoutMs } from "../core/blocking-index.ts";
 import type { CatalogNode, ConsulCheck, ConsulService, ServiceAnswer } from "../core/catalog.ts";
@@ -122,35 +127,46 @@ function blocking(read: BlockingRead): { query: Record<string, string>; headersT
 }
 
 export function consulCatalogApi(client: ConsulHttp): CatalogApi {
+  /** One read: Consul's raw answer or the error, unless the read was cancelled. */
+  const request = async (
+    path: string,
+    signal: AbortSignal,
+    b: { query: Record<string, string>; headersTimeoutMs: number } = blocking({ index: 0, waitMs: 0 }),
+  ): Promise<RawAnswer | Error> => {
+    const raw = await consulRequest(client, { path, signal, ...b }).catch((err: Error) => err);
+    signal.throwIfAborted();
+    return raw;
+  };
+  /** A 200's X-Consul-Index (NaN when missing); undefined for anything else. */
+  const okIndex = (raw: RawAnswer | Error): number | undefined => {
+    if (raw instanceof Error || raw.status !== 200) return undefined;
+    const header = raw.headers["x-consul-index"];
+    return typeof header === "string" ? Number(header) : NaN;
+  };
+  const trusted = <T>(
+    raw: RawAnswer | Error,
+    schema: z.AnswerSchema<T>,
+    /** The last trusted answer's text and value: the same text again is the same value (not parsed again). */
+    last?: { text: string; value: T },
+  ): Answer<T> & { text: string } => {
+    const index = okIndex(raw);
+    if (last && index !== undefined && !(raw instanceof Error) && raw.body === last.text) {
+      return { index, body: last.value, text: last.text };
+    }
+    const answer: ConsulAnswer<T> = classifyAnswer(raw, schema);
+    return {
+      index: answer.kind === "ok" ? answer.index : NaN,
+      body: trustedValue(answer),
+      text: raw instanceof Error ? "" : raw.body,
+    };
+  };
   const get = async <T>(
     path: string,
     schema: z.AnswerSchema<T>,
     signal: AbortSignal,
-    b: { query: Record<string, string>; headersTimeoutMs: number } = blocking({ index: 0, waitMs: 0 }),
-    /** The last trusted answer's text and value: the same text again is the same value (not parsed again). */
+    b?: { query: Record<string, string>; headersTimeoutMs: number },
     last?: { text: string; value: T },
-    /** A 200 whose index is not above this is not parsed: `unchanged`, with no body. */
-    notNewerThan?: number,
-  ): Promise<Answer<T> & { text: string; unchanged?: true }> => {
-    const raw = await consulRequest(client, { path, signal, ...b }).catch((err: Error) => err);
-    signal.throwIfAborted();
-    if (notNewerThan !== undefined && !(raw instanceof Error) && raw.status === 200) {
-      const index = Number(raw.headers["x-consul-index"]);
-      if (Number.isSafeInteger(index) && index >= 1 && index <= notNewerThan)
-        return { index, body: undefined as T, text: "", unchanged: true };
-    }
-    if (last && !(raw instanceof Error) && raw.status === 200 && raw.body === last.text) {
-      const header = raw.headers["x-consul-index"];
-      return { index: typeof header === "string" ? Number(header) : NaN, body: last.value, text: last.text };
-    }
-    const answer: ConsulAnswer<T> = classifyAnswer(raw, schema);
-    const body = trustedValue(answer);
-    return {
-      index: answer.kind === "ok" ? answer.index : NaN,
-      body,
-      text: raw instanceof Error ? "" : raw.body,
-    };
-  };
+  ): Promise<Answer<T> & { text: string }> => trusted(await request(path, signal, b), schema, last);
   // The listing comes back unchanged on every instance change (its index moves, its text does
   // not): at 1,000 services, parsing and checking it again each time is most of a change's work.
   let listing: { text: string; value: Record<string, string[]> } | undefined;
@@ -174,15 +190,12 @@ export function consulCatalogApi(client: ConsulHttp): CatalogApi {
       return { services, index: r.index };
     },
     serviceHealth: async (name, read, signal) => {
-      const a = await get(
-        `/v1/health/service/${seg(name)}`,
-        serviceHealthShape,
-        signal,
-        blocking(read),
-        undefined,
-        read.index > 0 ? read.index : undefined,
-      );
-      if (a.unchanged) return { index: a.index, body: undefined };
+      const raw = await request(`/v1/health/service/${seg(name)}`, signal, blocking(read));
+      // A long poll that timed out (its index not above the one asked for) is never used: not parsed.
+      const index = okIndex(raw);
+      if (index !== undefined && Number.isSafeInteger(index) && index >= 1 && index <= read.index)
+        return { index, body: undefined };
+      const a = trusted(raw, serviceHealthShape);
       const nodes = new Map<string, CatalogNode>();
       const checks: ConsulCheck[] = [];
       const nodeChecks = new Set<string>();

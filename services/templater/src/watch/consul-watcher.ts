@@ -106,27 +106,31 @@ export class ConsulCatalogWatcher {
 
   /** The routed services to watch one by one: valid names carrying the route tag, at most serviceWatches. */
   #toWatch(): string[] {
-    const wanted = this.#o.wanted ?? (() => true);
-    return Object.entries(this.#listed)
-      .filter(([name, tags]) => wanted(tags) && serviceName(name).ok)
-      .map(([name]) => name)
+    return this.#wantedNames(this.#listed)
+      .filter((name) => serviceName(name).ok)
       .sort()
       .slice(0, this.#o.serviceWatches ?? 0);
   }
 
-  /** The wanted names of a listing, kept for the listing object (the same text gives the same object). */
   #wantedOf: { listed: Record<string, string[]>; names: readonly string[] } | undefined;
+
+  /**
+   * The names of a listing whose tags are wanted, kept for the listing object (consul-api.ts
+   * gives the same object for the same text): asked on every move of the catalog's index.
+   */
+  #wantedNames(listed: Record<string, string[]>): readonly string[] {
+    if (this.#wantedOf?.listed !== listed) {
+      const wanted = this.#o.wanted ?? (() => true);
+      this.#wantedOf = { listed, names: Object.keys(listed).filter((name) => wanted(listed[name] ?? [])) };
+    }
+    return this.#wantedOf.names;
+  }
 
   /** Whether the per-service watches can tell every instance change of this listing. */
   #watchesCover(listed: Record<string, string[]>): boolean {
     const w = this.#watches;
     if (!w || !w.healthy || this.#catalogFailing || this.#readIndex === 0) return false;
-    if (this.#wantedOf?.listed !== listed) {
-      const wanted = this.#o.wanted ?? (() => true);
-      const names = Object.keys(listed).filter((name) => wanted(listed[name] ?? []));
-      this.#wantedOf = { listed, names };
-    }
-    return this.#wantedOf.names.every((name) => w.has(name));
+    return this.#wantedNames(listed).every((name) => w.has(name));
   }
 
   /** Consul's index went backwards: per-service answers and their indexes mean nothing now. */
@@ -357,9 +361,8 @@ export class ConsulCatalogWatcher {
     // nothing there): a listed service no node showed is read by name, which honours those rules.
     const wanted = this.#o.wanted ?? (() => true);
     const seen = new Set(read.flatMap((n) => n.services.map((s) => s.Service)));
-    const missing = Object.entries(this.#listed)
-      .filter(([name, tags]) => !seen.has(name) && wanted(tags))
-      .map(([name]) => name);
+    const routed = this.#wantedNames(this.#listed);
+    const missing = routed.filter((name) => !seen.has(name));
     if (missing.length > 0) {
       const byNode = new Map(read.map((n) => [n.node, n]));
       const found = await mapLimit(missing, concurrency, (name) =>
@@ -376,10 +379,7 @@ export class ConsulCatalogWatcher {
       }
       read.splice(0, read.length, ...byNode.values());
       const instances = read.reduce((n, x) => n + x.services.filter((s) => wanted(s.Tags ?? [])).length, 0);
-      if (
-        instances === 0 &&
-        missing.length === Object.keys(this.#listed).filter((n) => wanted(this.#listed[n] ?? [])).length
-      ) {
+      if (instances === 0 && missing.length === routed.length) {
         throw aclEmpty(`${missing.length} routed service(s) but no instance of any`);
       }
     }
