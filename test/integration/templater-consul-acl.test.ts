@@ -157,7 +157,7 @@ describe("edge against Consul with ACLs (default deny)", { timeout: 300_000 }, (
     const edge = await startEdge(scope, {
       network,
       consulAddr: consul.internalAddr,
-      env: { CONSUL_HTTP_TOKEN: secret, TEMPLATER_CONSUL_WAIT: "2s" },
+      env: { CONSUL_HTTP_TOKEN: secret, TEMPLATER_CONSUL_WAIT: "2s", TEMPLATER_CONSUL_SERVICE_WAIT: "2s" },
     });
     await waitFor(async () => (await upstream(edge, "web")).length >= 2, { what: "web routed" });
     const before = (await upstream(edge, "web")).length;
@@ -186,7 +186,7 @@ describe("edge against Consul with ACLs (default deny)", { timeout: 300_000 }, (
     const edge = await startEdge(scope, {
       network,
       consulAddr: consul.internalAddr,
-      env: { CONSUL_HTTP_TOKEN: secret, TEMPLATER_CONSUL_WAIT: "2s" },
+      env: { CONSUL_HTTP_TOKEN: secret, TEMPLATER_CONSUL_WAIT: "2s", TEMPLATER_CONSUL_SERVICE_WAIT: "2s" },
     });
     await waitFor(async () => (await upstream(edge, "web")).length >= 2, { what: "web routed" });
     const watchRead = (result: string) =>
@@ -207,8 +207,9 @@ describe("edge against Consul with ACLs (default deny)", { timeout: 300_000 }, (
       timeoutMs: 20_000,
     });
     assert.match((await health(edge)).body.consulState.message ?? "", /ACL not found/);
-    // Every long poll has been asked again with the deleted token (--consul-wait 2s): a change
-    // now is one the templater cannot see, and what is live must not move.
+    // Every long poll has been asked again with the deleted token (--consul-wait and
+    // --consul-service-wait 2s): a change now is one the templater cannot see, and what is live
+    // must not move.
     await delay(2_500);
     const added = await createWorkload(scope, { network: network.name });
     const addedIp = await containerIp(added.id, network.name);

@@ -42,7 +42,10 @@ function startWatcher(
   scope: ReturnType<typeof testScope>,
   consul: ConsulHandle,
   signal: AbortSignal,
-  options: Pick<WatcherOptions, "onSnapshot" | "onRequest" | "wanted" | "serviceWatches" | "onService">,
+  options: Pick<
+    WatcherOptions,
+    "onSnapshot" | "onRequest" | "wanted" | "serviceWatches" | "serviceWaitMs" | "onService"
+  >,
 ): Promise<void> {
   const client = createConsulHttp(consulConnection({ consulAddr: `${consul.host}:${consul.port}` }), {
     maxSockets: maxConsulSockets + (options.serviceWatches ?? 0),
@@ -259,5 +262,34 @@ describe("Consul catalog watcher, fast path (a long poll per routed service)", {
     const emptyWeb = answers.slice(answersBefore).filter((a) => a.name === "web" && a.nodes.length === 0);
     assert.equal(emptyWeb.length, 0, "an empty answer of web's own watch was applied as it came");
     assert.equal(ids(snapshots.at(-1)!, "api"), "api-1", "the whole read kept the other service");
+  });
+
+  it("service watches wait serviceWaitMs, not the catalog's wait (each timeout is a request)", async () => {
+    // A second watcher whose service watches wait 0.5–1 s: over 8 quiet seconds each of them
+    // times out and asks again at least 7 times. The first one's wait 15–30 s (waitMs 30 s, no
+    // serviceWaitMs): at most once each. Consul itself holds each poll for the wait asked.
+    const own: Record<string, number> = {};
+    const stop = new AbortController();
+    const second = startWatcher(scope, consul, stop.signal, {
+      wanted: (tags) => tags.includes("http"),
+      onSnapshot: () => {},
+      serviceWatches: 8,
+      serviceWaitMs: 1000,
+      onService: () => true,
+      onRequest: (endpoint) => (own[endpoint] = (own[endpoint] ?? 0) + 1),
+    });
+    try {
+      await waitFor(() => (own["health/service"] ?? 0) > 0, { what: "the second watcher's service watches" });
+      const short0 = own["health/service"] ?? 0;
+      const long0 = requests["health/service"] ?? 0;
+      await delay(8000);
+      const short = (own["health/service"] ?? 0) - short0;
+      const long = (requests["health/service"] ?? 0) - long0;
+      assert.ok(short >= 7, `service watches waiting 1 s answered ${short} times in 8 s`);
+      assert.ok(short > 3 * long, `1 s waits: ${short} answers, 30 s waits: ${long}`);
+    } finally {
+      stop.abort();
+      await second;
+    }
   });
 });

@@ -1,5 +1,7 @@
 // Templater settings: defaults the lab relies on, template pairs, combinations that cannot work.
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import path from "node:path";
 import { describe, it } from "node:test";
 import { readSettings } from "../../lib/config.ts";
 import {
@@ -28,6 +30,8 @@ describe("templater settings", () => {
     assert.equal(s.listenPort, 8080);
     assert.equal(s.opsPort, 9102);
     assert.equal(s.consulAddr, "127.0.0.1:8500");
+    assert.equal(s.consulWait, 60_000);
+    assert.equal(s.consulServiceWait, 300_000);
     assert.equal(confirmUrlOf(s), "http://127.0.0.1:8080/_dockside/generation");
     checkSettings(s);
   });
@@ -37,12 +41,25 @@ describe("templater settings", () => {
       TEMPLATER_ROUTE_TAG: "web",
       TEMPLATER_STATUSES: "passing,warning",
       CONSUL_HTTP_ADDR: "consul:8500",
+      TEMPLATER_CONSUL_SERVICE_WAIT: "10m",
     });
+    assert.equal(s.consulServiceWait, 600_000);
     assert.equal(s.waitMin, 250);
     assert.equal(s.once, true);
     assert.equal(s.routeTag, "web");
     assert.deepEqual(s.statuses, ["passing", "warning"]);
     assert.equal(s.consulAddr, "consul:8500");
+  });
+
+  it("the README documents every flag and variable", () => {
+    const readme = readFileSync(
+      path.join(import.meta.dirname, "..", "..", "services", "templater", "README.md"),
+      "utf8",
+    );
+    for (const s of Object.values(templaterSettings)) {
+      assert.ok(readme.includes(`\`--${s.flag}\``), `--${s.flag} missing from README`);
+      if (s.env) assert.ok(readme.includes(`\`${s.env}\``), `${s.env} missing from README`);
+    }
   });
 
   it("template pairs: source:dest, dest relative and inside the output directory, no dest twice", () => {

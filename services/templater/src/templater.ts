@@ -212,6 +212,7 @@ export async function startTemplater(o: TemplaterOptions): Promise<Templater> {
     log: log.child({ component: "consul" }),
     onSnapshot: (s) => manager.onSnapshot(s),
     serviceWatches: settings.consulServiceWatches,
+    serviceWaitMs: settings.consulServiceWait,
     onService: (a, at) => manager.onService(a, at),
     onRequest: (endpoint, result) => metrics.consulRequests.inc({ endpoint, result }),
   });

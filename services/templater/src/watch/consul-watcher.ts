@@ -50,6 +50,8 @@ export interface WatcherOptions {
    * connection to Consul, which allows 200 per client address by default.
    */
   serviceWatches?: number;
+  /** Longest a per-service long poll waits (default: waitMs). */
+  serviceWaitMs?: number;
   /** A watched service changed: apply it alone; false asks for a whole snapshot instead. */
   onService?: (answer: ServiceAnswer, observedAt: number) => boolean;
   /** Called after every request, for metrics: result is "ok" or the problem (denied, malformed, unreachable). */
@@ -92,7 +94,7 @@ export class ConsulCatalogWatcher {
       (options.serviceWatches ?? 0) > 0
         ? new ServiceWatches({
             read: (name, r, signal) => options.api.serviceHealth(name, r, signal),
-            waitMs: options.waitMs,
+            waitMs: options.serviceWaitMs ?? options.waitMs,
             floorMs: options.floorMs,
             retryInitialMs: options.retryInitialMs,
             retryMaxMs: options.retryMaxMs,
