@@ -169,6 +169,29 @@ describe("edge, dynamic upstreams", { timeout: 300_000 }, () => {
     assert.deepEqual([...seen].sort(), [workloads[0]!.name, workloads[1]!.name].sort(), "the live set stays");
   });
 
+  it("GET /version?after=<n> answers once a push moves the version above n; a malformed n is refused", async () => {
+    await waitFor(async () => (await upstream("web")).length === 2, { what: "web has 2 peers" });
+    const version = Number((await control("GET", "/version")).text);
+    let answered = false;
+    const waiting = control("GET", `/version?after=${version}`).finally(() => (answered = true));
+    await delay(1500);
+    assert.equal(answered, false, "the long poll answered before any push");
+    await register("web-after", "web", ips[2]!);
+    try {
+      const r = await waiting;
+      assert.equal(r.status, 200, r.text);
+      assert.ok(Number(r.text) > version, `answered ${r.text}, live was ${version}`);
+    } finally {
+      await client.agent.service.deregister("web-after");
+      await waitFor(async () => (await upstream("web")).length === 2, { what: "web back to 2 peers" });
+    }
+    for (const bad of ["abc", "-1", "1;2", "", "12345678901234567"]) {
+      const r = await control("GET", `/version?after=${encodeURIComponent(bad)}`);
+      assert.equal(r.status, 400, `after=${bad}: ${r.status} ${r.text}`);
+      assert.match(r.text, /after/);
+    }
+  });
+
   it("the control listener is not reachable through the public port", async () => {
     for (const p of [
       "/sets",

@@ -3,7 +3,9 @@
 --   POST /sets      a push (see sets.lua); 200 with the live version read back from the shared
 --                   dict once every set is stored (what any worker now reads), 4xx with one
 --                   line saying why
---   GET  /version   the live version ("0" before the first push)
+--   GET  /version   the live version ("0" before the first push); with ?after=<n> it answers
+--                   once the live version is above n, or after 10 s (a long poll: whoever waits
+--                   for a push sees it within a millisecond without asking a thousand times)
 --   GET  /stats     per-instance figures: "<upstream> <addr> <requests> <non2xx> <upstream seconds>"
 
 local sets = require("dockside.sets")
@@ -12,13 +14,15 @@ local M = {}
 local shared = ngx.shared.dockside_sets
 local stats = ngx.shared.dockside_stats
 
-local function refuse(status, why)
+local function refuse(status, why, what)
   ngx.status = status
   ngx.header["Content-Type"] = "text/plain"
   ngx.say("refused: ", why)
-  ngx.log(ngx.WARN, "dockside control: push refused: ", why)
+  ngx.log(ngx.WARN, "dockside control: ", what or "push", " refused: ", why)
   return ngx.exit(status)
 end
+
+local long_poll_seconds = 10
 
 function M.push()
   if ngx.req.get_method() ~= "POST" then return refuse(405, "POST a body") end
@@ -43,6 +47,16 @@ function M.push()
 end
 
 function M.version()
+  local after = ngx.var.arg_after
+  if after ~= nil then
+    local n = #after <= 16 and after:match("^%d+$") and tonumber(after)
+    if not n then return refuse(400, "after: expected a whole number below 10^16", "version wait") end
+    local deadline = ngx.now() + long_poll_seconds
+    -- A worker that is exiting (a reload) answers at once rather than hold its exit up.
+    while (shared:get("version") or 0) <= n and ngx.now() < deadline and not ngx.worker.exiting() do
+      ngx.sleep(0.001)
+    end
+  end
   ngx.header["Content-Type"] = "text/plain"
   ngx.say(shared:get("version") or 0)
 end
