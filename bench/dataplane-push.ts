@@ -5,18 +5,20 @@
 //  2. --changes single-instance changes (an instance of a random service deregistered, then
 //     registered again, --gap ms apart), each timed end to end: from just before the bench sends
 //     the write to Consul to the moment nginx holds a new set version, read by a poller inside
-//     the edge (node, every 1 ms, on the control endpoint's /version: the same clock as the
-//     host's). Also the templater's own histogram `templater_instance_change_to_live_seconds`
+//     the edge (node on the control endpoint's /version: the same clock as the host's; --poll
+//     wait, the default, is a long poll nginx answers within 1 ms of a push, --poll 1ms asks
+//     every millisecond). Also the templater's own histogram `templater_instance_change_to_live_seconds`
 //     (Consul answer carrying the change → nginx confirmed the pushed set), and nginx reloads
-//     meanwhile (goal 0), and how long Consul took to answer each write. --watches sets
+//     meanwhile (goal 0), how long Consul took to answer each write, and when Consul answered
+//     the bench's own long poll on the changed service (Consul's share). --watches sets
 //     TEMPLATER_CONSUL_SERVICE_WATCHES (the fast path: a long poll per service; Consul's
-//     per-client connection limit is raised to match); 0: none.
+//     per-client connection limit is raised to match); 0: none. --service-wait sets
+//     TEMPLATER_CONSUL_SERVICE_WAIT (default: the templater's, 5m).
 //     (Polling /metrics per change was tried first: with 10,000 instances each scrape is slow
 //     enough that 200 changes did not finish in 15 minutes on the loaded machine.)
 //
-//   node bench/dataplane-push.ts [--services 1000] [--instances 10] [--changes 200] [--gap 500] [--idle 10] [--watches 1000]
+//   node bench/dataplane-push.ts [--services 1000] [--instances 10] [--changes 200] [--gap 500] [--idle 10] [--watches 1000] [--service-wait 5m] [--poll wait|1ms]
 
-import http from "node:http";
 import { parseArgs } from "node:util";
 import { sleep } from "../lib/backoff.ts";
 import { startConsul } from "../test/helpers/consul.ts";
@@ -24,18 +26,19 @@ import { createNetwork, docker } from "../test/helpers/docker.ts";
 import { startEdge } from "../test/helpers/edge.ts";
 import { parseMetrics, sampleValue } from "../test/helpers/prometheus.ts";
 import { Scope } from "../test/helpers/scope.ts";
+import { catalogArgs, catalogLoad } from "./lib/catalog-changes.ts";
 import { percentileText, summarise } from "./lib/stats.ts";
 
 process.env.TESTCONTAINERS_RYUK_DISABLED ??= "true";
 process.env.TESTCONTAINERS_HOST_OVERRIDE ??= "localhost";
 const { values } = parseArgs({
   options: {
-    services: { type: "string", default: "1000" },
-    instances: { type: "string", default: "10" },
-    changes: { type: "string", default: "200" },
-    idle: { type: "string", default: "10" },
+    ...catalogArgs,
     gap: { type: "string", default: "500" },
+    idle: { type: "string", default: "10" },
     watches: { type: "string", default: "1000" },
+    "service-wait": { type: "string" },
+    poll: { type: "string", default: "wait" },
   },
 });
 const services = Number(values.services);
@@ -46,46 +49,23 @@ const gapMs = Number(values.gap);
 const watches = Number(values.watches);
 const scope = new Scope();
 process.once("SIGINT", () => void scope.close().then(() => process.exit(130)));
-const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
-
-function put(base: string, path: string, body: unknown): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(`${base}${path}`, { method: "PUT", agent }, (res) => {
-      res.resume();
-      res.on("end", () =>
-        res.statusCode === 200 ? resolve() : reject(new Error(`${path}: ${res.statusCode}`)),
-      );
-    });
-    req.on("error", reject);
-    req.end(JSON.stringify(body));
-  });
-}
-
-const entry = (s: number, i: number) => ({
-  Node: `host-${i}`,
-  Address: `10.200.${i}.1`,
-  Service: {
-    ID: `b${s}-${i}`,
-    Service: `b${s}`,
-    Tags: ["http"],
-    Address: `10.${100 + (s % 100)}.${Math.floor(s / 100)}.${i + 1}`,
-    Port: 8080,
-  },
-});
-
 /**
- * Polls the control endpoint's /version inside the edge every 1 ms (node is there: the templater
- * runs on it) and records when the version moved, by the container's clock (the host's).
+ * Follows the control endpoint's /version inside the edge (node is there: the templater runs on
+ * it) and records when the version moved, by the container's clock (the host's). --poll wait:
+ * a long poll (`/version?after=<last>`, answered by nginx within a millisecond of a push);
+ * --poll 1ms: a request every millisecond, as before (1,000 requests a second on the same CPUs
+ * as what it measures).
  */
-async function versionPoller(containerId: string) {
+async function versionPoller(containerId: string, mode: string) {
   const script = `
     const http = require("node:http");
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    let last = null;
-    const tick = () => http.get({ host: "127.0.0.1", port: 9103, path: "/version", agent }, (res) => {
+    const wait = ${JSON.stringify(mode === "wait")};
+    let last = "0";
+    const tick = () => http.get({ host: "127.0.0.1", port: 9103, path: wait ? "/version?after=" + last : "/version", agent }, (res) => {
       let b = ""; res.on("data", (d) => (b += d)); res.on("end", () => {
         const v = b.trim(); if (v !== last) { last = v; process.stdout.write(Date.now() + " " + v + "\\n"); }
-        setTimeout(tick, 1);
+        if (wait) tick(); else setTimeout(tick, 1);
       });
     }).on("error", () => setTimeout(tick, 50));
     tick();`;
@@ -119,7 +99,10 @@ try {
   const consul = await startConsul(scope, { network, alias: "consul", maxConnsPerClient: watches + 100 });
   const edge = await startEdge(scope, {
     network,
-    env: { TEMPLATER_CONSUL_SERVICE_WATCHES: String(watches) },
+    env: {
+      TEMPLATER_CONSUL_SERVICE_WATCHES: String(watches),
+      ...(values["service-wait"] ? { TEMPLATER_CONSUL_SERVICE_WAIT: values["service-wait"] } : {}),
+    },
   });
   const metric = async (name: string, labels: Record<string, string> = {}) =>
     sampleValue(parseMetrics(await (await fetch(`${edge.opsUrl}/metrics`)).text()), name, labels) ?? 0;
@@ -149,14 +132,10 @@ try {
       .sort((a, b) => a.le - b.le);
   console.log(`bench: templater RSS at start, no services: ${(await rss()).toFixed(1)} MiB`);
 
+  const load = catalogLoad(consul.url, services, instances);
+  scope.defer("catalog load", () => load.close());
   const t0 = Date.now();
-  const queue: ReturnType<typeof entry>[] = [];
-  for (let s = 0; s < services; s++) for (let i = 0; i < instances; i++) queue.push(entry(s, i));
-  await Promise.all(
-    Array.from({ length: 16 }, async () => {
-      for (let e = queue.shift(); e; e = queue.shift()) await put(consul.url, "/v1/catalog/register", e);
-    }),
-  );
+  await load.register();
   const registered = Date.now();
   for (;;) {
     const st = (await (await fetch(`${edge.opsUrl}/status`)).json()) as {
@@ -184,41 +163,36 @@ try {
   const gc0 = await gcFigures();
   const metricsText = async () => parseMetrics(await (await fetch(`${edge.opsUrl}/metrics`)).text());
   const before = await metricsText();
-  const versions = await versionPoller(edge.container.id);
-  const sent: number[] = [];
-  /** How long Consul took to answer each write (its own share of end to end: raft, then the reply). */
-  const writeMs: number[] = [];
-  let s = 0;
-  let i = 0;
-  for (let c = 0; c < changes; c++) {
-    // Even: a random instance goes; odd: the same one comes back (every write is a real change).
-    if (c % 2 === 0) {
-      s = Math.floor(Math.random() * services);
-      i = Math.floor(Math.random() * instances);
-    }
-    sent.push(Date.now());
-    if (c % 2 === 0)
-      await put(consul.url, "/v1/catalog/deregister", { Node: `host-${i}`, ServiceID: `b${s}-${i}` });
-    else await put(consul.url, "/v1/catalog/register", entry(s, i));
-    writeMs.push(Date.now() - sent.at(-1)!);
-    await sleep(gapMs);
-  }
+  const versions = await versionPoller(edge.container.id, values.poll);
+  const { sent, writeMs, wokeAt } = await load.changes(changes, gapMs);
   await sleep(3000);
   versions.stop();
   const live: number[] = [];
+  const watchMs: number[] = [];
+  const wokeToLive: number[] = [];
   let missed = 0;
   for (const [c, at] of sent.entries()) {
     const next = sent[c + 1] ?? Infinity;
     const seen = versions.changes.find((v) => v.at >= at && v.at < next);
     if (seen) live.push(seen.at - at);
     else missed++;
+    const woke = wokeAt[c];
+    if (woke === undefined) continue;
+    watchMs.push(woke - at);
+    if (seen) wokeToLive.push(seen.at - woke);
   }
   console.log(
-    `Consul write sent → new set version in nginx (end to end, poller in the edge), ${services} × ${instances}, ` +
-      `${watches} service watches: ${percentileText(summarise(live), (v) => `${v} ms`)}; changes with no new version before the next: ${missed} of ${sent.length}`,
+    `Consul write sent → new set version in nginx (end to end, poller in the edge: ${values.poll === "wait" ? "long poll" : "every 1 ms"}), ${services} × ${instances}, ` +
+      `${watches} service watches (wait ${values["service-wait"] ?? "5m, the default"}): ${percentileText(summarise(live), (v) => `${v} ms`)}; changes with no new version before the next: ${missed} of ${sent.length}`,
   );
   console.log(
     `bench: Consul write sent → Consul's answer to it (the write alone, in the end to end above): ${percentileText(summarise(writeMs), (v) => `${v} ms`)}`,
+  );
+  console.log(
+    `bench: Consul write sent → Consul answers a watch of that service (the bench's own long poll, from the host; Consul's share of end to end): ${percentileText(summarise(watchMs), (v) => `${v} ms`)}; no answer: ${sent.length - watchMs.length}`,
+  );
+  console.log(
+    `bench: Consul answers that watch → new set version in nginx (the rest of end to end: the templater, the push, the poller): ${percentileText(summarise(wokeToLive), (v) => `${v} ms`)}`,
   );
   const gc1 = await gcFigures();
   console.log(
@@ -255,6 +229,5 @@ try {
       .join(" ")}`,
   );
 } finally {
-  agent.destroy();
   await scope.close();
 }
