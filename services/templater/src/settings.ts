@@ -234,7 +234,7 @@ export const templaterSettings = {
     flag: "consul-wait",
     env: "TEMPLATER_CONSUL_WAIT",
     default: 60_000,
-    help: "longest a Consul blocking query waits for a change",
+    help: "longest the catalog's long polls (catalog/services, health/state) wait for a change; the whole catalog is read again this often when nothing changed",
     parse: parsers.duration({ minMs: 1000, maxMs: 600_000 }),
   } satisfies Setting<number>,
   consulServiceWait: {
