@@ -28,6 +28,7 @@ import { parseMetrics, sampleValue } from "../test/helpers/prometheus.ts";
 import { Scope } from "../test/helpers/scope.ts";
 import { catalogArgs, catalogLoad } from "./lib/catalog-changes.ts";
 import { percentileText, summarise } from "./lib/stats.ts";
+import { templaterProcess } from "./lib/templater-process.ts";
 
 process.env.TESTCONTAINERS_RYUK_DISABLED ??= "true";
 process.env.TESTCONTAINERS_HOST_OVERRIDE ??= "localhost";
@@ -41,6 +42,7 @@ const { values } = parseArgs({
     poll: { type: "string", default: "wait" },
   },
 });
+if (values.poll !== "wait" && values.poll !== "1ms") throw new Error(`--poll ${values.poll}: wait or 1ms`);
 const services = Number(values.services);
 const instances = Number(values.instances);
 const changes = Number(values.changes);
@@ -56,7 +58,7 @@ process.once("SIGINT", () => void scope.close().then(() => process.exit(130)));
  * --poll 1ms: a request every millisecond, as before (1,000 requests a second on the same CPUs
  * as what it measures).
  */
-async function versionPoller(containerId: string, mode: string) {
+async function versionPoller(containerId: string, mode: "wait" | "1ms") {
   const script = `
     const http = require("node:http");
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
@@ -105,18 +107,16 @@ try {
     },
   });
   const metric = async (name: string, labels: Record<string, string> = {}) =>
-    sampleValue(parseMetrics(await (await fetch(`${edge.opsUrl}/metrics`)).text()), name, labels) ?? 0;
-  const rss = async () => {
-    const top = (await edge.container.top({ ps_args: "-o pid,rss,args" })) as { Processes: string[][] };
-    const row = top.Processes.find(
-      (p) => (p[2] ?? "").includes("/app/main.mjs") && !(p[2] ?? "").includes("edge-init"),
-    );
-    return row ? Number(row[1]) / 1024 : NaN; // docker top: pid, rss (KiB), args
-  };
+    sampleValue(parseMetrics(await (await fetch(`${edge.opsUrl}/metrics`)).text()), name, labels);
+  const rss = async () => (await templaterProcess(edge.container)).rssMiB;
   const gcFigures = async () => {
     const samples = parseMetrics(await (await fetch(`${edge.opsUrl}/metrics`)).text());
+    const gc = "templater_nodejs_gc_duration_seconds";
+    if (samples.types.get(gc) !== "histogram") throw new Error(`metric ${gc} is not exposed`);
+    // A kind of collection that has not run yet has no sample: 0 of it (a short run has no
+    // incremental marking).
     const of = (kind: string, what: string) =>
-      sampleValue(samples, `templater_nodejs_gc_duration_seconds_${what}`, { kind }) ?? 0;
+      samples.find((x) => x.name === `${gc}_${what}` && x.labels.kind === kind)?.value ?? 0;
     const k = (kind: string) => ({ n: of(kind, "count"), sum: of(kind, "sum") });
     return { minor: k("minor"), major: k("major"), incremental: k("incremental") };
   };

@@ -15,6 +15,7 @@ import { createNetwork } from "../test/helpers/docker.ts";
 import { startEdge } from "../test/helpers/edge.ts";
 import { images } from "../test/helpers/images.ts";
 import { Scope } from "../test/helpers/scope.ts";
+import { templaterProcess } from "./lib/templater-process.ts";
 
 process.env.TESTCONTAINERS_RYUK_DISABLED ??= "true";
 process.env.TESTCONTAINERS_HOST_OVERRIDE ??= "localhost";
@@ -34,59 +35,47 @@ const variants: Record<string, string> = {
 const shipped = images().edge;
 const scope = new Scope();
 process.once("SIGINT", () => void scope.close().then(() => process.exit(130)));
-const tags = new Map<string, string>();
 try {
+  /** Each variant's image (the shipped one for no flags) and what it printed. */
+  const runs = new Map<string, { flags: string; image: string; rss: number[] }>();
   for (const [name, flags] of Object.entries(variants)) {
-    if (!flags) {
-      tags.set(name, shipped);
-      continue;
+    let image = shipped;
+    if (flags) {
+      image = `dockside/edge-rss:${runs.size}`;
+      // The node line of edge-init.sh ends in `/app/main.mjs "$@" &`; the grep fails the build if
+      // the edit did not take.
+      const dockerfile = [
+        `FROM ${shipped}`,
+        "USER root",
+        `RUN sed -i 's|/app/main.mjs "\\$@" &|${flags} /app/main.mjs "\\$@" \\&|' /app/edge-init.sh && grep -q -- '${flags} /app/main.mjs' /app/edge-init.sh`,
+        "USER dockside",
+      ].join("\n");
+      await dockerCli(["build", "-q", "-t", image, "-"], { input: dockerfile });
+      scope.defer(`image ${image}`, () => dockerCli(["rmi", "-f", image], { reject: false }).then(() => {}));
     }
-    const tag = `dockside/edge-rss:${tags.size}`;
-    // The node line of edge-init.sh ends in `/app/main.mjs "$@" &`; the grep fails the build if
-    // the edit did not take.
-    const dockerfile = [
-      `FROM ${shipped}`,
-      "USER root",
-      `RUN sed -i 's|/app/main.mjs "\\$@" &|${flags} /app/main.mjs "\\$@" \\&|' /app/edge-init.sh && grep -q -- '${flags} /app/main.mjs' /app/edge-init.sh`,
-      "USER dockside",
-    ].join("\n");
-    await dockerCli(["build", "-q", "-t", tag, "-"], { input: dockerfile });
-    scope.defer(`image ${tag}`, () => dockerCli(["rmi", "-f", tag], { reject: false }).then(() => {}));
-    tags.set(name, tag);
+    runs.set(name, { flags, image, rss: [] });
   }
-  const figures = new Map<string, number[]>();
   for (let round = 0; round < Number(values.rounds); round++) {
-    for (const [name, tag] of tags) {
+    for (const [name, r] of runs) {
       const run = new Scope();
       try {
-        images().edge = tag;
         const network = await createNetwork(run);
         await startConsul(run, { network, alias: "consul" });
-        const edge = await startEdge(run, { network });
+        const edge = await startEdge(run, { network, image: r.image });
         await sleep(Number(values.settle) * 1000);
-        const top = (await edge.container.top({ ps_args: "-o pid,rss,args" })) as { Processes: string[][] };
-        const row = top.Processes.find(
-          (p) => (p[2] ?? "").includes("/app/main.mjs") && !(p[2] ?? "").includes("edge-init"),
-        );
-        if (!row) throw new Error(`${name}: no templater process in the edge`);
-        if (flags(name) && !(row[2] ?? "").includes(flags(name)))
-          throw new Error(`${name}: flags not in ${row[2]}`);
-        figures.set(name, [...(figures.get(name) ?? []), Number(row[1]) / 1024]);
+        const p = await templaterProcess(edge.container);
+        if (r.flags && !p.args.includes(r.flags)) throw new Error(`${name}: flags not in ${p.args}`);
+        r.rss.push(p.rssMiB);
       } finally {
-        images().edge = shipped;
         await run.close();
       }
     }
   }
   console.log(`bench: templater RSS at start, no services, after ${values.settle} s (MiB, one per start):`);
-  for (const [name, rss] of figures) {
-    console.log(`bench:   ${name.padEnd(52)} ${rss.map((r) => r.toFixed(1)).join(", ")}`);
+  for (const [name, { rss }] of runs) {
+    console.log(`bench:   ${name.padEnd(52)} ${rss.map((v) => v.toFixed(1)).join(", ")}`);
   }
   console.log("bench: goal 60 MB = 57.2 MiB");
 } finally {
   await scope.close();
-}
-
-function flags(name: string): string {
-  return variants[name] ?? "";
 }

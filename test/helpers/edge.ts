@@ -31,6 +31,8 @@ export const edgePaths = {
 
 export interface EdgeOptions {
   network: TestNetwork;
+  /** The edge image; default the one scripts/images.ts built (deploy/.env). */
+  image?: string;
   /** CONSUL_HTTP_ADDR as seen from the edge; default consul:8500. */
   consulAddr?: string;
   /** Extra templater flags. */
@@ -112,7 +114,7 @@ function createOptions(opts: EdgeOptions, name: string): Docker.ContainerCreateO
   const env = { CONSUL_HTTP_ADDR: opts.consulAddr ?? "consul:8500", ...opts.env };
   return {
     name,
-    Image: images().edge,
+    Image: opts.image ?? images().edge,
     Cmd: opts.args ?? [],
     Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
     Labels: { [testLabel]: "1" },

@@ -62,6 +62,8 @@ export interface WatcherOptions {
 export class ConsulCatalogWatcher {
   readonly #o: WatcherOptions;
   readonly #now: () => number;
+  /** Whether a service's tags make it routed (options.wanted, default: every service). */
+  readonly #wanted: (tags: readonly string[]) => boolean;
   #signal: AbortSignal = new AbortController().signal;
   #catalogSeen = false;
   #catalogDirty = true;
@@ -89,6 +91,7 @@ export class ConsulCatalogWatcher {
   constructor(options: WatcherOptions) {
     this.#o = options;
     this.#now = options.now ?? Date.now;
+    this.#wanted = options.wanted ?? (() => true);
     this.#refreshBackoff = new Backoff({ initialMs: options.retryInitialMs, maxMs: options.retryMaxMs });
     this.#watches =
       (options.serviceWatches ?? 0) > 0
@@ -122,8 +125,8 @@ export class ConsulCatalogWatcher {
    */
   #wantedNames(listed: Record<string, string[]>): readonly string[] {
     if (this.#wantedOf?.listed !== listed) {
-      const wanted = this.#o.wanted ?? (() => true);
-      this.#wantedOf = { listed, names: Object.keys(listed).filter((name) => wanted(listed[name] ?? [])) };
+      const names = Object.keys(listed).filter((name) => this.#wanted(listed[name] ?? []));
+      this.#wantedOf = { listed, names };
     }
     return this.#wantedOf.names;
   }
@@ -361,7 +364,6 @@ export class ConsulCatalogWatcher {
     });
     // Consul 1.8 filters per-node reads by instance ID under ACLs (a `service "web"` rule shows
     // nothing there): a listed service no node showed is read by name, which honours those rules.
-    const wanted = this.#o.wanted ?? (() => true);
     const seen = new Set(read.flatMap((n) => n.services.map((s) => s.Service)));
     const routed = this.#wantedNames(this.#listed);
     const missing = routed.filter((name) => !seen.has(name));
@@ -380,7 +382,10 @@ export class ConsulCatalogWatcher {
         if (!node.services.some((s) => s.ID === i.service.ID)) node.services.push(i.service);
       }
       read.splice(0, read.length, ...byNode.values());
-      const instances = read.reduce((n, x) => n + x.services.filter((s) => wanted(s.Tags ?? [])).length, 0);
+      const instances = read.reduce(
+        (n, x) => n + x.services.filter((s) => this.#wanted(s.Tags ?? [])).length,
+        0,
+      );
       if (instances === 0 && missing.length === routed.length) {
         throw aclEmpty(`${missing.length} routed service(s) but no instance of any`);
       }
