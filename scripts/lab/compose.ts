@@ -79,28 +79,50 @@ export class Lab {
         await this.compose(["down", "-v", "--remove-orphans", "-t", "5"]);
         return;
       } catch (err) {
-        if (attempt >= 5 || !/active endpoints/.test(String((err as { stderr?: unknown }).stderr ?? err)))
-          throw err;
-        await this.#dropStaleEndpoints();
-        await sleep(1000 * attempt);
+        if (!/active endpoints/.test(String((err as { stderr?: unknown }).stderr ?? err))) throw err;
+        const attached = await this.#dropStaleEndpoints();
+        if (attempt < 5) {
+          await sleep(1000 * attempt);
+          continue;
+        }
+        // The same engine can also keep counting an endpoint that no container holds (the
+        // network lists none, and a forced disconnect has nothing to name): only a restart of
+        // dockerd clears it. With every container of the project gone, that empty network is all
+        // that is left; say so in one line rather than fail the run that tore it down.
+        const containers = await docker(
+          ["ps", "-aq", "--filter", `label=com.docker.compose.project=${this.project}`],
+          { reject: false },
+        );
+        if (attached > 0 || containers.stdout.trim() !== "") throw err;
+        console.warn(
+          `lab: project ${this.project} is down, but Docker refuses to remove its network(s) ` +
+            `("has active endpoints" with no container attached, an engine bug); ` +
+            `they go with a restart of dockerd`,
+        );
+        return;
       }
     }
   }
 
-  async #dropStaleEndpoints(): Promise<void> {
+  /** Disconnects every container still listed on the project's networks; how many were listed. */
+  async #dropStaleEndpoints(): Promise<number> {
     const lines = (r: { stdout: string }, sep: string) => r.stdout.split(sep).filter(Boolean);
     const nets = await docker(
       ["network", "ls", "-q", "--filter", `label=com.docker.compose.project=${this.project}`],
       { reject: false },
     );
+    let attached = 0;
     for (const net of lines(nets, "\n")) {
       const names = await docker(
         ["network", "inspect", "-f", "{{range .Containers}}{{.Name}} {{end}}", net],
         { reject: false },
       );
-      for (const name of lines(names, " "))
+      for (const name of lines(names, " ")) {
+        attached++;
         await docker(["network", "disconnect", "-f", net, name], { reject: false });
+      }
     }
+    return attached;
   }
 
   async stop(service: string): Promise<void> {
