@@ -5,8 +5,16 @@ import { before, describe, it } from "node:test";
 import { silentLogger } from "../../lib/log.ts";
 import { Lifecycle } from "../../services/demo-node/src/lifecycle.ts";
 import { startServer } from "../../services/demo-node/src/server.ts";
-import { docker, removeContainer, requireDocker, testLabel, uniqueName } from "../helpers/docker.ts";
+import {
+  containerLogs,
+  docker,
+  removeContainer,
+  requireDocker,
+  testLabel,
+  uniqueName,
+} from "../helpers/docker.ts";
 import { images } from "../helpers/images.ts";
+import { assertNotLoaded, loadedModulesProbe } from "../helpers/loaded-modules.ts";
 import { testScope } from "../helpers/scope.ts";
 import { waitFor } from "../helpers/wait.ts";
 
@@ -144,5 +152,44 @@ describe("demo-node image", { timeout: 120_000 }, () => {
     // Exit code 0 says SIGTERM was handled (Docker's SIGKILL at 10 s gives 137); the lower bound
     // holds however loaded the machine is: the drain delay cannot be skipped.
     assert.ok(elapsed >= 450, `stopped after ${elapsed} ms, before the 500 ms drain delay ended`);
+  });
+});
+
+/**
+ * Work demo-node once did before it could take its first request, each found in a profile of its
+ * start (bench/README.md, "demo-node's start"); every scale-up waits for this process to listen.
+ */
+const notBeforeListening: Record<string, string> = {
+  "NativeModule dns": "the listen address went through dns.lookup (listen on every address instead)",
+  "NativeModule internal/source_map/source_map_cache_map": "--enable-source-maps read the bundle's map",
+  "NativeModule internal/util/diff": "esbuild's interop copied node:util's exports, running its lazy getters",
+  "NativeModule worker_threads": "esbuild's interop copied node:util's exports, running its lazy getters",
+};
+
+describe("demo-node image start", { timeout: 60_000 }, () => {
+  const scope = testScope();
+
+  it("loads nothing before it listens that listening does not need", async () => {
+    await requireDocker();
+    const probe = loadedModulesProbe(scope, { listening: true });
+    const name = uniqueName("dockside-demo-start");
+    const c = await docker.createContainer({
+      name,
+      Image: images().demo, // its own command and flags: what the lab runs
+      Env: [`NODE_OPTIONS=${probe.nodeOptions}`],
+      Labels: { [testLabel]: "1" },
+      HostConfig: { Binds: [probe.bind] },
+    });
+    scope.defer(`container ${name}`, () => removeContainer(c.id));
+    await c.start();
+    const exit = (await c.wait()) as { StatusCode: number };
+    const { stderr } = await containerLogs(c);
+    const loaded = probe.read(stderr)?.modules;
+    assert.ok(
+      exit.StatusCode === 0 && loaded,
+      `the probe saw no listening server (exit ${exit.StatusCode}): ${stderr}`,
+    );
+    assert.ok(loaded.includes("NativeModule http"), `the probe saw the start: ${loaded.join(", ")}`);
+    assertNotLoaded(loaded, notBeforeListening);
   });
 });

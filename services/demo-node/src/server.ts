@@ -15,6 +15,12 @@ export interface DemoServer {
 
 export interface ServerOptions extends HandlerOptions {
   port: number;
+  /**
+   * Default: every address, IPv4 and IPv6 (Node's dual-stack `::`, or 0.0.0.0 where the kernel
+   * has no IPv6). Naming an address costs ~13 ms before the first request can be taken: Node
+   * passes it through dns.lookup, whose module and IP regexes load on that first use, and every
+   * scale-up waits for this process to listen (bench/README.md, "demo-node's start").
+   */
   host?: string;
   keepAliveTimeoutMs: number;
   drainDelayMs: number;
@@ -28,7 +34,8 @@ export async function startServer(o: ServerOptions): Promise<DemoServer> {
   server.headersTimeout = o.keepAliveTimeoutMs + 1000;
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(o.port, o.host ?? "0.0.0.0", resolve);
+    if (o.host === undefined) server.listen(o.port, resolve);
+    else server.listen(o.port, o.host, resolve);
   });
   const port = (server.address() as AddressInfo).port;
 
