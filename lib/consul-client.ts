@@ -2,7 +2,6 @@
 
 import { readFileSync } from "node:fs";
 import http from "node:http";
-import Consul from "consul";
 import { ConfigError, parsers, type Setting } from "./config.ts";
 import type { RawAnswer } from "./consul-answer.ts";
 
@@ -219,21 +218,6 @@ export function consulAgent(
     rejectUnauthorized: c.consulSslVerify,
     servername: c.consulTlsServerName || undefined,
   });
-}
-
-export function createConsul(
-  c: ConsulConnection,
-  options: ConsulAgentOptions = {},
-): { consul: Consul; endpoint: ConsulEndpoint } {
-  const endpoint = parseConsulAddr(c.consulAddr, c.consulSsl);
-  const consul = new Consul({
-    host: endpoint.host.includes(":") ? `[${endpoint.host}]` : endpoint.host,
-    port: endpoint.port,
-    secure: endpoint.secure,
-    agent: consulAgent(c, endpoint.secure, options),
-    defaults: c.consulToken ? { token: c.consulToken } : undefined,
-  });
-  return { consul, endpoint };
 }
 
 /** Default for consulRequest's idleTimeoutMs: a body that sends nothing this long is a failure. */

@@ -5,38 +5,88 @@
 //   node scripts/build.ts [service ...]
 
 import { existsSync, readdirSync, rmSync } from "node:fs";
-import { isBuiltin } from "node:module";
+import { createRequire, isBuiltin } from "node:module";
 import path from "node:path";
 import { build, type Plugin } from "esbuild";
 
 const root = path.resolve(import.meta.dirname, "..");
 const entryNames = ["main"];
 
+/** A dependency (or one file of one) that a service never uses but whose code would load anyway. */
+interface Unused {
+  /** The import path as the importer writes it. */
+  path: RegExp;
+  /** Only when imported from a file whose path contains this (for a relative import). */
+  importer?: string;
+  why: string;
+  /**
+   * The stub throws when required, as if the package were not installed, for an importer that
+   * requires it in a try/catch and has its own fallback; default: it throws when touched.
+   */
+  absent?: boolean;
+}
+
 /**
- * Dependencies a service never uses but whose code would load anyway, replaced by a stub
- * that throws when touched. dockerode pulls in ssh2 (for ssh:// DOCKER_HOST; its WebAssembly
- * alone reserves ~16 MB) and gRPC (for BuildKit sessions): ~26 MB of the registrator's RSS.
+ * Replaced by a stub that throws when touched. dockerode pulls in ssh2 (for ssh:// DOCKER_HOST;
+ * its WebAssembly alone reserves ~16 MB) and gRPC (for BuildKit sessions): ~26 MB of the
+ * registrator's RSS. prom-client's index requires its Pushgateway client, which reads zlib at
+ * its top (2.3 MiB of RSS at start; bench/README.md, "Templater RSS: what Node loads at
+ * start"), and the OpenTelemetry API (93 KB of source) for exemplars.
  */
-const stubbed: Record<string, { modules: string[]; why: string }> = {
-  registrator: {
-    modules: ["ssh2", "@grpc/grpc-js", "@grpc/proto-loader"],
-    why: "the registrator supports unix:// and tcp:// DOCKER_HOST, not ssh://, and builds no images",
+const unusedEverywhere: Unused[] = [
+  {
+    path: /^\.\/lib\/pushgateway$/,
+    importer: "node_modules/prom-client/",
+    why: "metrics are scraped from /metrics, never pushed to a Pushgateway",
   },
+  {
+    path: /^@opentelemetry\/api$/,
+    importer: "node_modules/prom-client/",
+    why: "metrics carry no exemplars (prom-client reads OpenTelemetry's active span only for them)",
+  },
+  {
+    // Handlebars builds each template's code with source-map's SourceNode when it is installed
+    // and with a plain-string SourceNode of its own when it is not (its browser build); the code
+    // is the same. Compiling the templates at start was hot enough for V8 to optimise
+    // source-map's functions with Turbofan, whose first compile alone maps ~6 MiB.
+    path: /^source-map$/,
+    importer: "node_modules/handlebars/",
+    why: "templates are compiled without source maps",
+    absent: true,
+  },
+];
+const stubbed: Record<string, Unused[]> = {
+  registrator: [
+    {
+      path: /^(ssh2|@grpc\/grpc-js|@grpc\/proto-loader)$/,
+      why: "the registrator supports unix:// and tcp:// DOCKER_HOST, not ssh://, and builds no images",
+    },
+  ],
 };
 
 function stubPlugin(service: string): Plugin {
-  const spec = stubbed[service];
+  const unused = [...unusedEverywhere, ...(stubbed[service] ?? [])];
   return {
     name: "stub-unused",
     setup(b) {
-      if (!spec) return;
-      const filter = new RegExp(`^(${spec.modules.map((m) => m.replace(/[/.]/g, "\\$&")).join("|")})$`);
-      b.onResolve({ filter }, (args) => ({ path: args.path, namespace: "stub" }));
-      b.onLoad({ filter: /.*/, namespace: "stub" }, (args) => ({
-        loader: "js",
-        contents: `const fail = () => { throw new Error(${JSON.stringify(`${args.path} is left out of this bundle: ${spec.why}`)}); };
+      for (const u of unused) {
+        b.onResolve({ filter: u.path }, (args) =>
+          u.importer === undefined || args.importer.includes(u.importer)
+            ? { path: args.path, namespace: "stub", pluginData: u }
+            : undefined,
+        );
+      }
+      b.onLoad({ filter: /.*/, namespace: "stub" }, (args) => {
+        const u = args.pluginData as Unused;
+        const error = `new Error(${JSON.stringify(`${args.path} is left out of this bundle: ${u.why}`)})`;
+        return {
+          loader: "js",
+          contents: u.absent
+            ? `throw ${error};`
+            : `const fail = () => { throw ${error}; };
 module.exports = new Proxy({}, { get: (_t, key) => (key === "__esModule" ? false : fail) });`,
-      }));
+        };
+      });
     },
   };
 }
@@ -89,22 +139,58 @@ module.exports = new Proxy({}, {
 });`;
 }
 
-const builtinsThroughRequire: Plugin = {
-  name: "builtins-through-require",
-  setup(b) {
-    b.onResolve({ filter: /^[a-z0-9_:/]+$/ }, (args) => {
-      if (!isBuiltin(args.path)) return undefined;
-      if (args.namespace === "builtin") return { path: args.path, external: true };
-      return { path: args.path, namespace: "builtin" };
-    });
-    b.onLoad({ filter: /.*/, namespace: "builtin" }, (args) => ({
-      loader: "js",
-      contents: lazyBuiltins.has(args.path.replace(/^node:/, ""))
-        ? lazyBuiltinStub(args.path)
-        : `module.exports = require(${JSON.stringify(args.path)});`,
-    }));
-  },
-};
+/**
+ * A built-in imported by an ES module of an ES module bundle: an ES module stub that exports the
+ * module as its default and each property by name, each read only if the bundle uses it (an
+ * unused export is a pure call, which esbuild leaves out). A CommonJS stub there would go through
+ * esbuild's interop (`__toESM`), which reads the descriptor of every export, and on node:util
+ * that runs its lazy getters: util/diff, worker_threads, streams and a stderr stream, ~2.6 MiB of
+ * the templater's RSS at start (bench/README.md, "Templater RSS: what Node loads at start").
+ */
+function esmBuiltinStub(id: string): string {
+  const real = createRequire(import.meta.url)(id) as object;
+  const names = Object.getOwnPropertyNames(real).filter((n) => n !== "default" && n !== "__esModule");
+  return [
+    `const real = require(${JSON.stringify(id)});`,
+    "export default real;",
+    ...names.map((n, i) => `const v${i} = /* @__PURE__ */ (() => real[${JSON.stringify(n)}])();`),
+    `export { ${names.map((n, i) => `v${i} as ${JSON.stringify(n)}`).join(", ")} };`,
+  ].join("\n");
+}
+
+/**
+ * In a CommonJS bundle a built-in that is not lazy stays external: esbuild writes a plain
+ * `require()`, and a named import reads the module object. Through a stub, esbuild's interop
+ * (`__toESM`) copied every export of node:util at start, and that ran util's lazy getters:
+ * util/diff, worker_threads and a stderr stream, ~5 ms of demo-node's start (bench/README.md,
+ * "demo-node's start").
+ */
+function builtinsThroughRequire(cjs: boolean): Plugin {
+  const stubs = new Set(["builtin", "builtin-esm"]);
+  return {
+    name: "builtins-through-require",
+    setup(b) {
+      b.onResolve({ filter: /^[a-z0-9_:/]+$/ }, (args) => {
+        if (!isBuiltin(args.path)) return undefined;
+        if (stubs.has(args.namespace)) return { path: args.path, external: true };
+        const lazy = lazyBuiltins.has(args.path.replace(/^node:/, ""));
+        if (cjs && !lazy) return { path: args.path, external: true };
+        if (!lazy && args.kind === "import-statement") return { path: args.path, namespace: "builtin-esm" };
+        return { path: args.path, namespace: "builtin" };
+      });
+      b.onLoad({ filter: /.*/, namespace: "builtin-esm" }, (args) => ({
+        loader: "js",
+        contents: esmBuiltinStub(args.path),
+      }));
+      b.onLoad({ filter: /.*/, namespace: "builtin" }, (args) => ({
+        loader: "js",
+        contents: lazyBuiltins.has(args.path.replace(/^node:/, ""))
+          ? lazyBuiltinStub(args.path)
+          : `module.exports = require(${JSON.stringify(args.path)});`,
+      }));
+    },
+  };
+}
 
 export async function buildService(name: string): Promise<string[]> {
   const dir = path.join(root, "services", name);
@@ -130,7 +216,7 @@ export async function buildService(name: string): Promise<string[]> {
     logLevel: "warning",
     // ssh2 (under dockerode) loads optional native add-ons inside try/catch; leave them out.
     external: ["cpu-features", "*.node"],
-    plugins: [stubPlugin(name), builtinsThroughRequire],
+    plugins: [stubPlugin(name), builtinsThroughRequire(cjs)],
     // CommonJS dependencies expect require, __filename and __dirname, which an ES module lacks.
     banner: cjs
       ? {}

@@ -28,7 +28,12 @@ while :; do
   # main thread its compiles stalled single changes (one for 52 ms in patchService, in a CPU
   # profile); 1,000 × 10's change → live went from p99 47-54, max 87-170 ms (2 runs) to p99
   # 25-50, max 34-97 ms (4 runs) with it in the background (bench/README.md).
-  MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=16384 node --max-semi-space-size=1 --optimize-for-size --no-maglev --no-concurrent-sparkplug /app/main.mjs "$@" &
+  # Turbofan after 10,000 calls of a function instead of V8's 3,000: compiling the templates at
+  # start called Handlebars' code generator often enough to optimise it, and the first Turbofan
+  # compile maps ~6.5 MiB (RSS at start 65.3 → 58.8 MiB); the per-change work still reaches
+  # Turbofan under load, and 1,000 × 10's change → live did not measurably change
+  # (bench/README.md, "Templater RSS: what Node loads at start").
+  MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=16384 node --max-semi-space-size=1 --optimize-for-size --no-maglev --no-concurrent-sparkplug --invocation-count-for-turbofan=10000 /app/main.mjs "$@" &
   child=$!
   code=0
   # `wait` returns early (status > 128) when a trapped signal arrives: wait until the child is gone.

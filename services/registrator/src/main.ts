@@ -2,7 +2,8 @@
 // to the running containers. Settings: services/registrator/README.md.
 
 import { loadSettingsOrExit } from "../../../lib/config.ts";
-import { checkConsulConnection, createConsul } from "../../../lib/consul-client.ts";
+import { checkConsulConnection } from "../../../lib/consul-client.ts";
+import { createConsul } from "../../../lib/consul-library.ts";
 import { createLogger, describeError } from "../../../lib/log.ts";
 import { startOpsServer } from "../../../lib/ops-server.ts";
 import { onShutdown } from "../../../lib/shutdown.ts";
