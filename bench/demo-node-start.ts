@@ -43,8 +43,9 @@ try {
         await c.wait();
         const reading = probe.read((await containerLogs(c)).stderr);
         if (!reading) throw new Error(`${name}: the probe printed nothing (variant "${variant}")`);
-        figures.get(variant)!.listening.push(reading.atMs);
-        figures.get(variant)!.bootstrap.push(reading.bootstrapMs);
+        const f = figures.get(variant)!;
+        f.listening.push(reading.atMs);
+        f.bootstrap.push(reading.bootstrapMs);
       } finally {
         await removeContainer(c.id);
       }

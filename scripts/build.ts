@@ -166,28 +166,29 @@ function esmBuiltinStub(id: string): string {
  * "demo-node's start").
  */
 function builtinsThroughRequire(cjs: boolean): Plugin {
-  const stubs = new Set(["builtin", "builtin-esm"]);
+  /** Each namespace's stub; a built-in required from inside a stub is the real one (external). */
+  const stubs: Record<string, (id: string) => string> = {
+    "builtin-lazy": lazyBuiltinStub,
+    "builtin-esm": esmBuiltinStub,
+    "builtin-cjs": (id) => `module.exports = require(${JSON.stringify(id)});`,
+  };
   return {
     name: "builtins-through-require",
     setup(b) {
       b.onResolve({ filter: /^[a-z0-9_:/]+$/ }, (args) => {
         if (!isBuiltin(args.path)) return undefined;
-        if (stubs.has(args.namespace)) return { path: args.path, external: true };
-        const lazy = lazyBuiltins.has(args.path.replace(/^node:/, ""));
-        if (cjs && !lazy) return { path: args.path, external: true };
-        if (!lazy && args.kind === "import-statement") return { path: args.path, namespace: "builtin-esm" };
-        return { path: args.path, namespace: "builtin" };
+        if (args.namespace in stubs) return { path: args.path, external: true };
+        if (lazyBuiltins.has(args.path.replace(/^node:/, "")))
+          return { path: args.path, namespace: "builtin-lazy" };
+        if (cjs) return { path: args.path, external: true };
+        return {
+          path: args.path,
+          namespace: args.kind === "import-statement" ? "builtin-esm" : "builtin-cjs",
+        };
       });
-      b.onLoad({ filter: /.*/, namespace: "builtin-esm" }, (args) => ({
-        loader: "js",
-        contents: esmBuiltinStub(args.path),
-      }));
-      b.onLoad({ filter: /.*/, namespace: "builtin" }, (args) => ({
-        loader: "js",
-        contents: lazyBuiltins.has(args.path.replace(/^node:/, ""))
-          ? lazyBuiltinStub(args.path)
-          : `module.exports = require(${JSON.stringify(args.path)});`,
-      }));
+      for (const [namespace, stub] of Object.entries(stubs)) {
+        b.onLoad({ filter: /.*/, namespace }, (args) => ({ loader: "js", contents: stub(args.path) }));
+      }
     },
   };
 }
