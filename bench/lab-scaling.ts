@@ -62,6 +62,8 @@ interface Trace {
   composeExit: number;
   /** demo-node's "listening" line. */
   listening?: number;
+  /** When demo-node's process started: its "listening" line less the uptime it logged (Node's clock). */
+  processStart?: number;
   /** The registrator's "registered service instance" line (its Consul call returned). */
   registered?: number;
   /** The registrator's line saying the instance's check is passing in Consul. */
@@ -160,6 +162,12 @@ function printBreakdown(traces: readonly Trace[]): void {
   const steps: [string, (t: Trace) => number | undefined, (t: Trace) => number | undefined][] = [
     ["start event → compose up returned", (t) => t.start, (t) => t.composeExit],
     ["start event → demo-node listening", (t) => t.start, (t) => t.listening],
+    ["  start event → demo-node's process started (Node's clock)", (t) => t.start, (t) => t.processStart],
+    [
+      "  process started → listening (Node's own start, then demo-node's)",
+      (t) => t.processStart,
+      (t) => t.listening,
+    ],
     ["start event → registered in Consul (check critical)", (t) => t.start, (t) => t.registered],
     ["demo-node listening → check passing in Consul (probe + Consul)", (t) => t.listening, (t) => t.passing],
     [
@@ -228,7 +236,10 @@ try {
   ): Promise<void> => {
     const t: Trace = { host: c.host, start: c.start, composeExit, first: c.first };
     const demo = await jsonLogLines(docker, c.id).catch(() => [] as LogLine[]);
-    t.listening = demo.find((l) => l.msg === "listening")?.at;
+    const listening = demo.find((l) => l.msg === "listening");
+    t.listening = listening?.at;
+    const uptimeMs = listening?.fields.uptimeMs;
+    if (t.listening !== undefined && typeof uptimeMs === "number") t.processStart = t.listening - uptimeMs;
     const name = (await docker.getContainer(c.id).inspect()).Name.replace(/^\//, "");
     // The lines of this run of the container: the registrator logged them after its start event.
     const mine = (l: LogLine) => l.at >= c.start - 1000;
@@ -259,7 +270,7 @@ try {
     if (values.trace) {
       const rel = (v: number | undefined) => (v === undefined ? "-" : `${(v - t.start).toFixed(0)}`);
       console.log(
-        `trace ${t.host}: ms after start event: compose exit ${rel(t.composeExit)}, listening ${rel(t.listening)}, registered ${rel(t.registered)}, passing ${rel(t.passing)}, first answer ${rel(t.first)} (templater ${t.templaterMs?.toFixed(1) ?? "-"})`,
+        `trace ${t.host}: ms after start event: compose exit ${rel(t.composeExit)}, process start ${rel(t.processStart)}, listening ${rel(t.listening)}, registered ${rel(t.registered)}, passing ${rel(t.passing)}, first answer ${rel(t.first)} (templater ${t.templaterMs?.toFixed(1) ?? "-"})`,
       );
     }
   };

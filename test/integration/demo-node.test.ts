@@ -183,13 +183,27 @@ describe("demo-node image start", { timeout: 60_000 }, () => {
     scope.defer(`container ${name}`, () => removeContainer(c.id));
     await c.start();
     const exit = (await c.wait()) as { StatusCode: number };
-    const { stderr } = await containerLogs(c);
-    const loaded = probe.read(stderr)?.modules;
+    const { stdout, stderr } = await containerLogs(c);
+    const reading = probe.read(stderr);
+    const loaded = reading?.modules;
     assert.ok(
-      exit.StatusCode === 0 && loaded,
+      exit.StatusCode === 0 && reading && loaded,
       `the probe saw no listening server (exit ${exit.StatusCode}): ${stderr}`,
     );
     assert.ok(loaded.includes("NativeModule http"), `the probe saw the start: ${loaded.join(", ")}`);
     assertNotLoaded(loaded, notBeforeListening);
+    // The "listening" line says how long after its process started (bench/lab-scaling.ts splits
+    // a scale-up's "start event → listening" with it): on Node's clock, before the probe's reading
+    // (whose performance.now() counts from a moment no later than process.uptime's origin).
+    const line = stdout
+      .split("\n")
+      .filter((l) => l.startsWith("{"))
+      .map((l) => JSON.parse(l) as { msg?: string; uptimeMs?: unknown })
+      .find((l) => l.msg === "listening");
+    const uptimeMs = line?.uptimeMs;
+    assert.ok(
+      typeof uptimeMs === "number" && uptimeMs > 0 && uptimeMs <= reading.atMs,
+      `listening line's uptimeMs ${String(uptimeMs)}, probe at ${reading.atMs} ms: ${stdout}`,
+    );
   });
 });

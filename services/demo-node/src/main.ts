@@ -25,7 +25,14 @@ void startServer({
   shutdownTimeoutMs: settings.shutdownTimeout,
   log,
 }).then((server) => {
-  log.info("listening", { port: server.port, slowStartMs: settings.slowStart });
+  // uptimeMs: since this process started, on Node's own clock (process.uptime reads no module;
+  // `performance` would load perf_hooks first), so a scale-up's trace can tell the engine's
+  // share of "start event → listening" from Node's (bench/lab-scaling.ts).
+  log.info("listening", {
+    port: server.port,
+    slowStartMs: settings.slowStart,
+    uptimeMs: Math.round(process.uptime() * 10_000) / 10,
+  });
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
     process.once(signal, () => {
       log.info("shutting down", { signal });
