@@ -4,6 +4,8 @@
 import type Docker from "dockerode";
 
 export interface TemplaterProcess {
+  /** Its pid on the engine's host. */
+  pid: number;
   rssMiB: number;
   args: string;
 }
@@ -15,5 +17,5 @@ export async function templaterProcess(container: Docker.Container): Promise<Tem
     (p) => (p[2] ?? "").includes("/app/main.mjs") && !(p[2] ?? "").includes("edge-init"),
   );
   if (!row) throw new Error("no templater process in the edge");
-  return { rssMiB: Number(row[1]) / 1024, args: row[2] ?? "" }; // docker top: pid, rss (KiB), args
+  return { pid: Number(row[0]), rssMiB: Number(row[1]) / 1024, args: row[2] ?? "" }; // docker top: pid, rss (KiB), args
 }
