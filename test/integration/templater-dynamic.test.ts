@@ -14,13 +14,21 @@ import { delay, waitFor } from "../helpers/wait.ts";
 import { createWorkload, type Workload } from "../helpers/workload.ts";
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
-function get(
+/** One request over the shared keep-alive agent, or (`fresh`) over a new connection. */
+function send(
+  method: "GET" | "POST",
   base: string,
   p: string,
-  headers: Record<string, string> = {},
+  o: { headers?: Record<string, string>; fresh?: boolean; timeoutMs?: number } = {},
 ): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.get(`${base}${p}`, { agent, headers, timeout: 5000 }, (res) => {
+    const options = {
+      method,
+      agent: o.fresh ? false : agent,
+      headers: o.headers,
+      timeout: o.timeoutMs ?? 5000,
+    };
+    const req = http.request(`${base}${p}`, options, (res) => {
       let body = "";
       res.setEncoding("utf8");
       res.on("data", (c: string) => (body += c));
@@ -28,8 +36,11 @@ function get(
     });
     req.on("timeout", () => req.destroy(new Error("timeout")));
     req.on("error", reject);
+    req.end(method === "POST" ? "{}" : undefined);
   });
 }
+const get = (base: string, p: string, headers: Record<string, string> = {}) =>
+  send("GET", base, p, { headers });
 
 describe("edge, dynamic upstreams", { timeout: 300_000 }, () => {
   const scope = testScope();
@@ -167,6 +178,46 @@ describe("edge, dynamic upstreams", { timeout: 300_000 }, () => {
     const seen = new Set<string>();
     for (let i = 0; i < 20; i++) seen.add((await get(edge.url, "/web/")).body);
     assert.deepEqual([...seen].sort(), [workloads[0]!.name, workloads[1]!.name].sort(), "the live set stays");
+  });
+
+  it("a request whose connections fail goes on to further instances, a POST too (up to 8 tries)", async () => {
+    // Six instances whose port is closed (each connection is refused at once: a demo-node past
+    // its drain that the edge has not dropped yet) and one that answers, all on one address: the
+    // set is sorted by endpoint, so :1001–:1006 come before :8080, and with equal weights a fresh
+    // service's first request meets all six closed ones first. 3 tries alone end in a 502.
+    for (const [name, method] of [
+      ["retry-get", "GET"],
+      ["retry-post", "POST"],
+    ] as const) {
+      for (let i = 1; i <= 6; i++) {
+        await registerInstance(client, { id: `${name}-closed-${i}`, name, address: ips[0]!, port: 1000 + i });
+      }
+      await registerInstance(client, { id: `${name}-live`, name, address: ips[0]!, port: 8080 });
+      // Its route served (nginx's workers answer the generation whose config has it) and its 7
+      // peers pushed, without a request through the upstream: the first request must be the one
+      // that meets the closed instances.
+      const routed = async () => {
+        const config = (await edge.exec(["nginx", "-T"])).output;
+        const served = /return 200 "([0-9a-f]+)\\n"/.exec(config)?.[1];
+        return config.includes(`location /${name}/ {`) && served === (await edge.generation());
+      };
+      await waitFor(async () => (await upstream(name)).length === 7 && (await routed()), {
+        what: `${name} routed with 7 peers`,
+      });
+      // A new connection: a kept-alive one may be an old worker's, serving the config before the route.
+      const first = () => send(method, edge.url, `/${name}/`, { fresh: true, timeoutMs: 10_000 });
+      // "no route" (nginx's own 404) never reaches the upstream, so asking again keeps this the
+      // first request through it.
+      let r = await first();
+      for (let i = 0; i < 50 && r.status === 404 && r.body.includes("no route"); i++) {
+        await delay(100);
+        r = await first();
+      }
+      // busybox httpd answers a POST to a file itself (not 200): any answer but nginx's own
+      // 502/503/504 came from the live instance, after the six refusals.
+      if (method === "GET") assert.equal(`${r.status} ${r.body}`, `200 ${workloads[0]!.name}`);
+      else assert.ok(![502, 503, 504].includes(r.status), `${method}: ${r.status} ${r.body}`);
+    }
   });
 
   it("GET /version?after=<n> answers once a push moves the version above n; a malformed n is refused", async () => {

@@ -4,8 +4,9 @@
 --   access(name)   503 + Retry-After when the upstream has no instance (after waiting, bounded,
 --                  for the first push into a freshly started nginx)
 --   balance(name)  balancer_by_lua: smooth weighted round-robin; a retry (nginx retries only
---                  idempotent requests) goes to a peer not tried yet, and a peer that failed is
---                  skipped by every worker for a short while
+--                  idempotent requests, and any request whose connection failed) goes to a peer
+--                  not tried yet, and a peer that failed is skipped by every worker for a short
+--                  while; 3 tries, and one more after each connection that failed (up to 8)
 --   log(name)      log_by_lua: per-instance requests, non-2xx and upstream time (dict `dockside_stats`)
 
 local balancer = require("ngx.balancer")
@@ -16,6 +17,14 @@ local M = {}
 local shared = ngx.shared.dockside_sets
 local stats = ngx.shared.dockside_stats
 local down_for = 2 -- seconds a failed peer is skipped
+local tries = 3 -- tries per request (more_tries + 1), for any kind of failure
+-- After a connection that failed (refused, reset, timed out) one more try on an untried peer, up
+-- to this many in all (nginx.conf's proxy_next_upstream_tries must allow it). Such a request
+-- never reached an instance, so trying on is safe whatever its method. It matters when many
+-- instances leave at once and the edge hears of it late: web 40→3 on a busy 2-core machine left
+-- the leaving instances in the set 2–3 s after their SIGTERM, past the demo's 1 s drain, and
+-- 3 tries in a row could all meet instances that had closed (test/e2e/lab-scale-40.test.ts).
+local max_tries_after_failed_connections = 8
 local cache = {} -- per worker: name -> { v = version, peers = { ... } }
 
 local function current(name)
@@ -90,13 +99,19 @@ function M.balance(name)
     failed_hosts = {}
     ctx.dockside_tried = tried
     ctx.dockside_failed_hosts = failed_hosts
-    local more = math.min(#c.peers - 1, 2)
+    ctx.dockside_tries = 1
+    local more = math.min(#c.peers, tries) - 1
     if more > 0 then balancer.set_more_tries(more) end
   else
+    ctx.dockside_tries = ctx.dockside_tries + 1
     local state = balancer.get_last_failure()
     if state == "failed" and ctx.dockside_last then
       shared:set("d:" .. ctx.dockside_last, true, down_for)
       if ctx.dockside_last_host then failed_hosts[ctx.dockside_last_host] = true end
+      -- this try, and one more if it fails too, while untried peers are left
+      if ctx.dockside_tries < math.min(#c.peers, max_tries_after_failed_connections) then
+        balancer.set_more_tries(1)
+      end
     end
   end
   local p = pick(c.peers, tried, true, failed_hosts) or pick(c.peers, tried, false, failed_hosts)
