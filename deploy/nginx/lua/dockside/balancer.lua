@@ -18,9 +18,11 @@ local shared = ngx.shared.dockside_sets
 local stats = ngx.shared.dockside_stats
 local down_for = 2 -- seconds a failed peer is skipped
 local tries = 3 -- tries per request (more_tries + 1), for any kind of failure
--- After a connection that failed (refused, reset, timed out) one more try on an untried peer, up
--- to this many in all (nginx.conf's proxy_next_upstream_tries must allow it). Such a request
--- never reached an instance, so trying on is safe whatever its method. It matters when many
+-- After a try that failed at the connection (refused, reset, timed out: nginx's "error" and
+-- "timeout", not an upstream's 502/503/504) one more try on an untried peer, up to this many in
+-- all (nginx.conf's proxy_next_upstream_tries must allow it). nginx still retries a request it
+-- had sent only if idempotent; one whose connect failed never reached an instance, so it goes on
+-- whatever its method. It matters when many
 -- instances leave at once and the edge hears of it late: web 40→3 on a busy 2-core machine left
 -- the leaving instances in the set 2–3 s after their SIGTERM, past the demo's 1 s drain, and
 -- 3 tries in a row could all meet instances that had closed (test/e2e/lab-scale-40.test.ts).
